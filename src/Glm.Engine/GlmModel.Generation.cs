@@ -1,0 +1,170 @@
+using System.Runtime.CompilerServices;
+using Glm.Engine.Generation;
+using Glm.Engine.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Glm.Engine;
+
+public sealed partial class GlmModel
+{
+    /// <summary>Ids that end generation by default: the config's eos ids plus the tokenizer's turn-ending role tokens.</summary>
+    public IReadOnlyCollection<int> DefaultStopIds
+    {
+        get
+        {
+            var ids = new HashSet<int>(Config.EosTokenIds);
+            if (Tokenizer is not null)
+                foreach (var t in new[] { "<|endoftext|>", "<|user|>", "<|observation|>", "eop", "<eop>", "<|endofpiece|>" })
+                    if (Tokenizer.SpecialTokenId(t) is int id) ids.Add(id);
+            return ids;
+        }
+    }
+
+    /// <summary>
+    /// Float32 logits [n, vocab] at every position of <paramref name="ids"/>: one forward over the whole sequence, or
+    /// (<paramref name="incremental"/>) one token at a time through the KV cache.
+    /// </summary>
+    public float[,] ComputeLogits(IReadOnlyList<int> ids, bool incremental = false)
+    {
+        if (ids.Count == 0) throw new GlmException("no input ids; expected at least one token id.");
+        CheckIds(ids);
+        ForwardGate.Wait();
+        try
+        {
+            using var inference = torch.inference_mode();
+            int n = ids.Count, v = Config.VocabSize;
+            var result = new float[n, v];
+            if (!incremental)
+            {
+                using var scope = NewDisposeScope();
+                var logits = Network.Forward(IdsTensor(ids), Positions(0, n), null, null, lastOnly: false);
+                CopyRows(logits.to(ScalarType.Float32).cpu().view(n, v), result, 0);
+                return result;
+            }
+            using var cache = Network.CreateCache(1, n);
+            for (int i = 0; i < n; i++)
+            {
+                using var scope = NewDisposeScope();
+                var logits = Network.Forward(IdsTensor(new[] { ids[i] }), Positions(i, 1), cache, null, lastOnly: true);
+                CopyRows(logits.to(ScalarType.Float32).cpu().view(1, v), result, i);
+            }
+            return result;
+        }
+        finally { ForwardGate.Release(); }
+    }
+
+    /// <summary>
+    /// Streams the continuation of <paramref name="promptIds"/>. Each chunk carries one token and the text it completes; the last
+    /// chunk carries the finish reason. Cancelling ends the stream at the next token and frees the request's KV cache.
+    /// </summary>
+    public async IAsyncEnumerable<GenerationChunk> GenerateAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        options ??= new GenerationOptions();
+        options.Validate();
+        if (promptIds.Count == 0) throw new GlmException("empty prompt; expected at least one token id.");
+        CheckIds(promptIds);
+        if (promptIds.Count >= MaxContext)
+            throw new GlmException($"prompt of {promptIds.Count} tokens does not fit the context of {MaxContext} tokens.");
+        var stopIds = options.StopTokenIds ?? DefaultStopIds;
+        int budget = Math.Min(options.MaxNewTokens, MaxContext - promptIds.Count);
+        var sampler = new TokenSampler(options);
+        var decoder = new StreamingTextDecoder(Tokenizer, options.StopStrings, options.SkipSpecialTokensInText);
+        var seen = new List<int>(promptIds);
+        int generated = 0;
+        if (budget == 0)
+        {
+            yield return new GenerationChunk(-1, "", FinishReason.Length, promptIds.Count, 0);
+            yield break;
+        }
+
+        using var cache = Network.CreateCache(1, promptIds.Count + budget);
+        int next = await StepAsync(promptIds, 0, cache, sampler, seen, cancellationToken).ConfigureAwait(false);
+        while (true)
+        {
+            if (stopIds.Contains(next))
+            {
+                yield return new GenerationChunk(next, decoder.Flush(), FinishReason.Stop, promptIds.Count, generated);
+                yield break;
+            }
+            generated++;
+            seen.Add(next);
+            string delta = decoder.Push(next);
+            if (decoder.StopStringHit)
+            {
+                yield return new GenerationChunk(next, delta + decoder.Flush(), FinishReason.Stop, promptIds.Count, generated);
+                yield break;
+            }
+            if (generated >= budget)
+            {
+                yield return new GenerationChunk(next, delta + decoder.Flush(), FinishReason.Length, promptIds.Count, generated);
+                yield break;
+            }
+            yield return new GenerationChunk(next, delta, FinishReason.None, promptIds.Count, generated);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // The consumer asked to stop: end the stream cleanly; the cache is freed as the iterator completes.
+                yield return new GenerationChunk(-1, "", FinishReason.Cancelled, promptIds.Count, generated);
+                yield break;
+            }
+            next = await StepAsync(new[] { next }, promptIds.Count + generated - 1, cache, sampler, seen, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Generates to completion and returns the new ids (stop token excluded).</summary>
+    public async Task<IReadOnlyList<int>> GenerateIdsAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var ids = new List<int>();
+        await foreach (var chunk in GenerateAsync(promptIds, options, cancellationToken).ConfigureAwait(false))
+            if (chunk.Finish != FinishReason.Stop || !(options?.StopTokenIds ?? DefaultStopIds).Contains(chunk.TokenId))
+                if (chunk.TokenId >= 0) ids.Add(chunk.TokenId);
+        return ids;
+    }
+
+    // One forward step on a worker thread (torch's inference mode and dispose scopes are per thread).
+    private async Task<int> StepAsync(IReadOnlyList<int> ids, int start, KvCache cache, TokenSampler sampler, List<int> seen, CancellationToken ct)
+    {
+        await ForwardGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await Task.Run(() =>
+            {
+                using var inference = torch.inference_mode();
+                using var scope = NewDisposeScope();
+                var logits = Network.Forward(IdsTensor(ids), Positions(start, ids.Count), cache, null, lastOnly: true);
+                return PickToken(logits.view(-1), sampler, seen);
+            }, ct).ConfigureAwait(false);
+        }
+        finally { ForwardGate.Release(); }
+    }
+
+    internal static int PickToken(Tensor lastLogits, TokenSampler sampler, IReadOnlyList<int> seen, GenerationOptions? options = null)
+    {
+        var row = lastLogits.to(ScalarType.Float32).cpu();
+        return sampler.Sample(row.data<float>().ToArray(), seen);
+    }
+
+    internal Tensor IdsTensor(IReadOnlyList<int> ids)
+    {
+        var arr = new long[ids.Count];
+        for (int i = 0; i < arr.Length; i++) arr[i] = ids[i];
+        return torch.tensor(arr, new long[] { 1, arr.Length }, device: Device);
+    }
+
+    internal Tensor Positions(int start, int count) =>
+        torch.arange(start, start + count, dtype: ScalarType.Int64, device: Device).view(1, count);
+
+    private void CheckIds(IReadOnlyList<int> ids)
+    {
+        for (int i = 0; i < ids.Count; i++)
+            if ((uint)ids[i] >= (uint)Config.VocabSize)
+                throw new GlmException($"token id {ids[i]} at index {i} is out of range; expected 0..{Config.VocabSize - 1} for this model.");
+    }
+
+    private static void CopyRows(Tensor rows, float[,] dest, int firstRow)
+    {
+        var values = rows.contiguous().data<float>().ToArray();
+        Buffer.BlockCopy(values, 0, dest, firstRow * dest.GetLength(1) * sizeof(float), values.Length * sizeof(float));
+    }
+}

@@ -1,0 +1,310 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Glm.Engine.Modeling;
+
+/// <summary>Which checkpoint layout a model folder uses (tensor names, fused or split projections, norms).</summary>
+public enum GlmLayout
+{
+    /// <summary>THUDM remote-code ChatGLM layout (ChatGLM2/3, GLM-4-9B-chat): <c>transformer.encoder.layers.N...</c>, fused QKV.</summary>
+    ChatGlm,
+    /// <summary>transformers-native <c>glm</c> (GlmForCausalLM): <c>model.layers.N.self_attn.q_proj</c>..., Llama-style names.</summary>
+    HfGlm,
+    /// <summary>transformers-native <c>glm4</c> (Glm4ForCausalLM, GLM-4-0414): HfGlm plus sandwich norms.</summary>
+    HfGlm4,
+    /// <summary>Original THUDM GLM (glm-large-chinese, glm-10b-chinese, and our own from-scratch models).</summary>
+    OriginalGlm,
+}
+
+/// <summary>
+/// Architecture facts of a GLM-family decoder, normalised from the several <c>config.json</c> dialects
+/// (see ../shared/reference/glm-formats.md §2.1, §3.1, §4.2).
+/// </summary>
+public sealed record GlmConfig
+{
+    /// <summary>Checkpoint layout.</summary>
+    public required GlmLayout Layout { get; init; }
+    /// <summary>Number of transformer blocks.</summary>
+    public required int NumLayers { get; init; }
+    /// <summary>Model width H.</summary>
+    public required int HiddenSize { get; init; }
+    /// <summary>Query heads.</summary>
+    public required int NumHeads { get; init; }
+    /// <summary>Key/value heads (ChatGLM "multi_query_group_num"); equals <see cref="NumHeads"/> without GQA.</summary>
+    public required int NumKvHeads { get; init; }
+    /// <summary>Per-head dimension (ChatGLM "kv_channels").</summary>
+    public required int HeadDim { get; init; }
+    /// <summary>FFN inner size (SwiGLU: each of gate and up).</summary>
+    public required int FfnHiddenSize { get; init; }
+    /// <summary>(Padded) vocabulary size = rows of the embedding.</summary>
+    public required int VocabSize { get; init; }
+    /// <summary>Norm epsilon.</summary>
+    public required double NormEps { get; init; }
+    /// <summary>RoPE base (10000 × rope_ratio for ChatGLM; rope_theta for HF).</summary>
+    public double RopeBase { get; init; } = 10000;
+    /// <summary>Number of rotated dims per head (GLM: half the head dim).</summary>
+    public int RotaryDim { get; init; }
+    /// <summary>Bias on the QKV projection.</summary>
+    public bool QkvBias { get; init; } = true;
+    /// <summary>Bias on the other linear layers (dense, MLP).</summary>
+    public bool LinearBias { get; init; }
+    /// <summary>Output head shares the word embeddings.</summary>
+    public bool TiedEmbeddings { get; init; }
+    /// <summary>Longest supported sequence (positions beyond it are out of range).</summary>
+    public required int MaxPositions { get; init; }
+    /// <summary>Token ids that end generation.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; init; } = Array.Empty<int>();
+    /// <summary>Padding id.</summary>
+    public int PadTokenId { get; init; }
+    /// <summary>dtype the checkpoint declares (float32, float16, bfloat16).</summary>
+    public string TorchDtype { get; init; } = "float32";
+    /// <summary>model_type as written in config.json.</summary>
+    public string ModelType { get; init; } = "";
+
+    /// <summary>Query heads per KV head.</summary>
+    public int GroupSize => NumHeads / NumKvHeads;
+
+    /// <summary>Reads and validates <c>config.json</c> in <paramref name="folder"/>.</summary>
+    public static GlmConfig Load(string folder)
+    {
+        string path = Path.Combine(folder, "config.json");
+        if (!File.Exists(path))
+            throw new GlmException($"{path}: not found. A model folder needs config.json next to its weights (HF layout).");
+        JsonObject json;
+        try
+        {
+            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
+                   ?? throw new GlmException($"{path}: expected a JSON object at the top level.");
+        }
+        catch (JsonException ex)
+        {
+            throw new GlmException($"{path}: malformed JSON ({ex.Message}).", ex);
+        }
+        return FromJson(json, path);
+    }
+
+    /// <summary>Builds a config from parsed JSON; <paramref name="source"/> names the file in error messages.</summary>
+    public static GlmConfig FromJson(JsonObject json, string source)
+    {
+        var r = new ConfigReader(json, source);
+        string modelType = r.Str("model_type");
+        var archs = json["architectures"] as JsonArray;
+        string arch = archs is { Count: > 0 } ? archs[0]?.GetValue<string>() ?? "" : "";
+        return modelType switch
+        {
+            "chatglm" => ChatGlm(r, modelType),
+            "glm" when arch.StartsWith("GLMModel", StringComparison.Ordinal) || arch.StartsWith("GLMFor", StringComparison.Ordinal) || json.ContainsKey("num_layers") => OriginalGlm(r, modelType),
+            "glm" => HfGlm(r, modelType, GlmLayout.HfGlm),
+            "glm4" => HfGlm(r, modelType, GlmLayout.HfGlm4),
+            _ => throw new GlmException($"{source}: model_type '{modelType}' is not supported; expected chatglm, glm or glm4."),
+        };
+    }
+
+    private static GlmConfig ChatGlm(ConfigReader r, string modelType)
+    {
+        int hidden = r.Int("hidden_size");
+        int heads = r.Int("num_attention_heads");
+        int headDim = r.IntOr("kv_channels", hidden / heads);
+        bool mqa = r.BoolOr("multi_query_attention", false);
+        int vocab = r.Has("padded_vocab_size") ? r.Int("padded_vocab_size") : r.Int("vocab_size");
+        if (!r.BoolOr("rmsnorm", true))
+            throw new GlmException($"{r.Source}: rmsnorm=false (LayerNorm ChatGLM variants) is not supported.");
+        if (r.BoolOr("apply_residual_connection_post_layernorm", false))
+            throw new GlmException($"{r.Source}: apply_residual_connection_post_layernorm=true is not supported.");
+        return new GlmConfig
+        {
+            Layout = GlmLayout.ChatGlm,
+            ModelType = modelType,
+            NumLayers = r.Int("num_layers"),
+            HiddenSize = hidden,
+            NumHeads = heads,
+            NumKvHeads = mqa ? r.Int("multi_query_group_num") : heads,
+            HeadDim = headDim,
+            FfnHiddenSize = r.Int("ffn_hidden_size"),
+            VocabSize = vocab,
+            NormEps = r.DoubleOr("layernorm_epsilon", 1e-5),
+            RopeBase = 10000.0 * r.DoubleOr("rope_ratio", 1.0),
+            RotaryDim = headDim / 2,
+            QkvBias = r.BoolOr("add_qkv_bias", false) || r.BoolOr("add_bias_linear", false),
+            LinearBias = r.BoolOr("add_bias_linear", false),
+            TiedEmbeddings = r.BoolOr("tie_word_embeddings", false),
+            MaxPositions = r.Int("seq_length"),
+            EosTokenIds = r.IntList("eos_token_id"),
+            PadTokenId = r.IntOr("pad_token_id", 0),
+            TorchDtype = r.StrOr("torch_dtype", "float32"),
+        }.Validated(r.Source);
+    }
+
+    private static GlmConfig HfGlm(ConfigReader r, string modelType, GlmLayout layout)
+    {
+        int hidden = r.Int("hidden_size");
+        int heads = r.Int("num_attention_heads");
+        int headDim = r.IntOr("head_dim", hidden / heads);
+        double partial = r.DoubleOr("partial_rotary_factor", 0.5);
+        return new GlmConfig
+        {
+            Layout = layout,
+            ModelType = modelType,
+            NumLayers = r.Int("num_hidden_layers"),
+            HiddenSize = hidden,
+            NumHeads = heads,
+            NumKvHeads = r.IntOr("num_key_value_heads", heads),
+            HeadDim = headDim,
+            FfnHiddenSize = r.Int("intermediate_size"),
+            VocabSize = r.Int("vocab_size"),
+            NormEps = r.DoubleOr("rms_norm_eps", 1e-5),
+            RopeBase = r.DoubleOr("rope_theta", 10000.0),
+            RotaryDim = (int)(headDim * partial),
+            QkvBias = r.BoolOr("attention_bias", true),
+            LinearBias = false,
+            TiedEmbeddings = r.BoolOr("tie_word_embeddings", false),
+            MaxPositions = r.IntOr("max_position_embeddings", 131072),
+            EosTokenIds = r.IntList("eos_token_id"),
+            PadTokenId = r.IntOr("pad_token_id", 0),
+            TorchDtype = r.StrOr("torch_dtype", "float32"),
+        }.Validated(r.Source);
+    }
+
+    private static GlmConfig OriginalGlm(ConfigReader r, string modelType)
+    {
+        int hidden = r.Int("hidden_size");
+        int heads = r.Int("num_attention_heads");
+        if (r.BoolOr("relative_encoding", false))
+            throw new GlmException($"{r.Source}: relative_encoding=true (Transformer-XL GLM) is not supported.");
+        return new GlmConfig
+        {
+            Layout = GlmLayout.OriginalGlm,
+            ModelType = modelType,
+            NumLayers = r.Int("num_layers"),
+            HiddenSize = hidden,
+            NumHeads = heads,
+            NumKvHeads = heads,
+            HeadDim = hidden / heads,
+            FfnHiddenSize = r.IntOr("intermediate_size", 4 * hidden),
+            VocabSize = r.Int("vocab_size"),
+            NormEps = r.DoubleOr("layernorm_epsilon", 1e-5),
+            QkvBias = true,
+            LinearBias = true,
+            TiedEmbeddings = true,
+            MaxPositions = r.Int("max_sequence_length"),
+            EosTokenIds = r.Has("eos_token_id") ? r.IntList("eos_token_id") : Array.Empty<int>(),
+            PadTokenId = r.IntOr("pad_token_id", 0),
+            TorchDtype = r.StrOr("torch_dtype", "float32"),
+        }.Validated(r.Source);
+    }
+
+    private GlmConfig Validated(string source)
+    {
+        void Positive(string field, long value)
+        {
+            if (value <= 0) throw new GlmException($"{source}: {field} = {value}; expected a positive number.");
+        }
+        Positive("num_layers", NumLayers); Positive("hidden_size", HiddenSize); Positive("num_attention_heads", NumHeads);
+        Positive("num_key_value_heads", NumKvHeads); Positive("head_dim", HeadDim); Positive("vocab_size", VocabSize);
+        Positive("ffn_hidden_size", FfnHiddenSize); Positive("max positions", MaxPositions);
+        if (NumHeads % NumKvHeads != 0)
+            throw new GlmException($"{source}: {NumHeads} attention heads cannot be grouped over {NumKvHeads} key/value heads; expected a divisor.");
+        if (Layout != GlmLayout.OriginalGlm && (RotaryDim <= 0 || RotaryDim % 2 != 0 || RotaryDim > HeadDim))
+            throw new GlmException($"{source}: rotary dimension {RotaryDim} (head_dim {HeadDim}); expected an even number ≤ head_dim.");
+        return this;
+    }
+
+    /// <summary>Writes this config as a config.json in the layout's own dialect.</summary>
+    public JsonObject ToJson()
+    {
+        var eos = new JsonArray(EosTokenIds.Select(i => (JsonNode)JsonValue.Create(i)!).ToArray());
+        return Layout switch
+        {
+            GlmLayout.ChatGlm => new JsonObject
+            {
+                ["model_type"] = "chatglm", ["architectures"] = new JsonArray("ChatGLMModel"),
+                ["num_layers"] = NumLayers, ["hidden_size"] = HiddenSize, ["num_attention_heads"] = NumHeads,
+                ["kv_channels"] = HeadDim, ["multi_query_attention"] = NumKvHeads != NumHeads,
+                ["multi_query_group_num"] = NumKvHeads, ["ffn_hidden_size"] = FfnHiddenSize,
+                ["padded_vocab_size"] = VocabSize, ["layernorm_epsilon"] = NormEps, ["rope_ratio"] = RopeBase / 10000.0,
+                ["add_qkv_bias"] = QkvBias, ["add_bias_linear"] = LinearBias, ["rmsnorm"] = true,
+                ["apply_residual_connection_post_layernorm"] = false, ["post_layer_norm"] = true,
+                ["tie_word_embeddings"] = TiedEmbeddings, ["seq_length"] = MaxPositions, ["eos_token_id"] = eos,
+                ["pad_token_id"] = PadTokenId, ["torch_dtype"] = TorchDtype,
+            },
+            GlmLayout.HfGlm or GlmLayout.HfGlm4 => new JsonObject
+            {
+                ["model_type"] = Layout == GlmLayout.HfGlm ? "glm" : "glm4",
+                ["architectures"] = new JsonArray(Layout == GlmLayout.HfGlm ? "GlmForCausalLM" : "Glm4ForCausalLM"),
+                ["num_hidden_layers"] = NumLayers, ["hidden_size"] = HiddenSize, ["num_attention_heads"] = NumHeads,
+                ["num_key_value_heads"] = NumKvHeads, ["head_dim"] = HeadDim, ["intermediate_size"] = FfnHiddenSize,
+                ["vocab_size"] = VocabSize, ["rms_norm_eps"] = NormEps, ["rope_theta"] = RopeBase,
+                ["partial_rotary_factor"] = (double)RotaryDim / HeadDim, ["attention_bias"] = QkvBias,
+                ["tie_word_embeddings"] = TiedEmbeddings, ["max_position_embeddings"] = MaxPositions,
+                ["hidden_act"] = "silu", ["eos_token_id"] = eos, ["pad_token_id"] = PadTokenId, ["torch_dtype"] = TorchDtype,
+            },
+            _ => new JsonObject
+            {
+                ["model_type"] = "glm", ["architectures"] = new JsonArray("GLMModel"),
+                ["num_layers"] = NumLayers, ["hidden_size"] = HiddenSize, ["num_attention_heads"] = NumHeads,
+                ["intermediate_size"] = FfnHiddenSize, ["vocab_size"] = VocabSize, ["layernorm_epsilon"] = NormEps,
+                ["max_sequence_length"] = MaxPositions, ["block_position_encoding"] = true, ["relative_encoding"] = false,
+                ["eos_token_id"] = eos, ["pad_token_id"] = PadTokenId, ["torch_dtype"] = TorchDtype,
+            },
+        };
+    }
+
+    /// <summary>Reads typed fields and names the file and field when one is missing or of the wrong type.</summary>
+    private sealed class ConfigReader(JsonObject json, string source)
+    {
+        public string Source => source;
+        public bool Has(string f) => json[f] is not null;
+
+        private JsonValue Value(string f)
+        {
+            if (json[f] is not JsonValue v)
+                throw new GlmException($"{source}: field '{f}' is missing; it is required for this model type.");
+            return v;
+        }
+
+        public int Int(string f)
+        {
+            var v = Value(f);
+            if (v.TryGetValue<int>(out int i)) return i;
+            if (v.TryGetValue<double>(out double d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue) return (int)d;
+            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected an integer.");
+        }
+
+        public int IntOr(string f, int fallback) => Has(f) ? Int(f) : fallback;
+
+        public double DoubleOr(string f, double fallback)
+        {
+            if (!Has(f)) return fallback;
+            var v = Value(f);
+            if (v.TryGetValue<double>(out double d)) return d;
+            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected a number.");
+        }
+
+        public bool BoolOr(string f, bool fallback)
+        {
+            if (!Has(f)) return fallback;
+            var v = Value(f);
+            if (v.TryGetValue<bool>(out bool b)) return b;
+            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected true or false.");
+        }
+
+        public string Str(string f)
+        {
+            var v = Value(f);
+            if (v.TryGetValue<string>(out var s)) return s;
+            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected a string.");
+        }
+
+        public string StrOr(string f, string fallback) => Has(f) ? Str(f) : fallback;
+
+        public IReadOnlyList<int> IntList(string f)
+        {
+            var node = json[f];
+            if (node is null) return Array.Empty<int>();
+            if (node is JsonArray arr)
+                return arr.Select((n, i) => n is JsonValue v && v.TryGetValue<int>(out int x)
+                    ? x : throw new GlmException($"{source}: field '{f}'[{i}] is not an integer.")).ToArray();
+            return new[] { Int(f) };
+        }
+    }
+}
