@@ -8,6 +8,9 @@ public interface IGlmTokenizer
     /// <summary>Number of ids the tokenizer can produce, special tokens included.</summary>
     int VocabSize { get; }
 
+    /// <summary>The end-of-text id (<c>&lt;/s&gt;</c>, <c>&lt;|endoftext|&gt;</c>); null if the model has none.</summary>
+    int? EosId { get; }
+
     /// <summary>Ids of <paramref name="text"/> alone: no prefix tokens; special-token strings are treated as plain text.</summary>
     IReadOnlyList<int> Encode(string text);
 
