@@ -196,3 +196,78 @@ public class ChatGlmModelTests
         Assert.Contains("unexpected tensor 'transformer.encoder.layers.9.extra.weight'", ex.Message);
     }
 }
+
+public class CheckpointLayoutTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "glmsk-layout-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static readonly int[] Prompt = { 11, 250, 3, 42, 7, 500, 1 };
+    private static readonly GlmLoadOptions Fp32 = new() { DType = "fp32", Device = "cpu" };
+
+    [Theory]
+    [InlineData(GlmLayout.ChatGlm, GlmLayout.HfGlm, 0L)]
+    [InlineData(GlmLayout.ChatGlm, GlmLayout.HfGlm, 40_000L)]
+    [InlineData(GlmLayout.HfGlm4, GlmLayout.HfGlm4, 0L)]
+    public void SavedCheckpointsInEachLayoutReloadToTheSameLogits(GlmLayout built, GlmLayout saved, long shardBytes)
+    {
+        var cfg = ModelPresets.Get("glm4-tiny") with { Layout = built };
+        using var model = GlmModel.CreateRandom(cfg, Fp32 with { Seed = 5 });
+        string thudm = Path.Combine(_dir, "thudm"), hf = Path.Combine(_dir, "hf");
+        model.Save(thudm);
+        model.Save(hf, saved, shardBytes);
+        if (shardBytes > 0) Assert.True(File.Exists(Path.Combine(hf, "model.safetensors.index.json")));
+        using var a = GlmModel.Load(thudm, Fp32);
+        using var b = GlmModel.Load(hf, Fp32);
+        Assert.Equal(built, a.Config.Layout);
+        Assert.Equal(saved, b.Config.Layout);
+        var expected = model.ComputeLogits(Prompt);
+        Assert.True(ChatGlmModelTests.MaxRelativeDifference(expected, a.ComputeLogits(Prompt)) < 1e-6);
+        Assert.True(ChatGlmModelTests.MaxRelativeDifference(expected, b.ComputeLogits(Prompt)) < 1e-5);
+    }
+
+    [Fact]
+    public void Bf16CheckpointLoadsAndStaysCloseToFp32()
+    {
+        using var model = GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny"), Fp32 with { Seed = 9 });
+        using var bf16 = GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny"), new GlmLoadOptions { DType = "bf16", Device = "cpu", Seed = 9 });
+        string dir = Path.Combine(_dir, "bf16");
+        bf16.Save(dir);
+        Assert.Contains("bfloat16", File.ReadAllText(Path.Combine(dir, "config.json")));
+        using var loaded = GlmModel.Load(dir, Fp32);
+        Assert.True(ChatGlmModelTests.MaxRelativeDifference(model.ComputeLogits(Prompt), loaded.ComputeLogits(Prompt)) < 0.05);
+    }
+
+    [Fact]
+    public void ConfigErrorsNameTheFileAndField()
+    {
+        Directory.CreateDirectory(_dir);
+        var ex = Assert.Throws<GlmException>(() => GlmModel.Load(_dir));
+        Assert.Contains("config.json", ex.Message);
+        File.WriteAllText(Path.Combine(_dir, "config.json"), "{\"model_type\": \"chatglm\", \"num_layers\": 2}");
+        ex = Assert.Throws<GlmException>(() => GlmModel.Load(_dir));
+        Assert.Contains("field 'hidden_size' is missing", ex.Message);
+        File.WriteAllText(Path.Combine(_dir, "config.json"), "{\"model_type\": \"llama\"}");
+        ex = Assert.Throws<GlmException>(() => GlmModel.Load(_dir));
+        Assert.Contains("model_type 'llama' is not supported", ex.Message);
+        File.WriteAllText(Path.Combine(_dir, "config.json"), "{\"model_type\": ");
+        ex = Assert.Throws<GlmException>(() => GlmModel.Load(_dir));
+        Assert.Contains("malformed JSON", ex.Message);
+    }
+
+    [Fact]
+    public void TruncatedWeightsFileIsReportedNotCrashed()
+    {
+        using var model = GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny"), Fp32);
+        model.Save(_dir);
+        string weights = Path.Combine(_dir, "model.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        File.WriteAllBytes(weights, bytes[..(bytes.Length - 100)]);
+        var ex = Assert.Throws<GlmException>(() => GlmModel.Load(_dir));
+        Assert.Contains("model.safetensors", ex.Message);
+    }
+}

@@ -1,0 +1,98 @@
+using System.Text.Json;
+using Glm.Engine.Checkpoints;
+using Glm.Engine.Modeling;
+using Glm.Engine.Tokenization;
+using static TorchSharp.torch;
+
+namespace Glm.Engine;
+
+public sealed partial class GlmModel
+{
+    /// <summary>
+    /// Loads a model from a Hugging Face style folder: <c>config.json</c>, safetensors (single or sharded) or PyTorch
+    /// <c>.bin</c> weights, and the tokenizer files. The layout (ChatGLM3, GLM-4, HF glm/glm4) is read from config.json.
+    /// Weights are memory-mapped and converted to the compute dtype on load.
+    /// </summary>
+    public static GlmModel Load(string folder, GlmLoadOptions? options = null)
+    {
+        if (!Directory.Exists(folder))
+            throw new GlmException($"model folder '{folder}' does not exist; expected a folder with config.json and weights.");
+        var config = GlmConfig.Load(folder);
+        var tokenizer = TokenizerLoader.TryLoad(folder, config);
+        using var checkpoint = CheckpointReader.Open(folder);
+        return FromWeights(config, new CheckpointWeightSource(checkpoint), tokenizer, options, Path.GetFullPath(folder));
+    }
+
+    /// <summary>
+    /// Saves config.json and the weights as <c>model.safetensors</c> (or shards above <paramref name="maxShardBytes"/>) in the
+    /// names of <paramref name="layout"/> (default: the model's own), in the model's dtype.
+    /// </summary>
+    public void Save(string folder, GlmLayout? layout = null, long maxShardBytes = 0)
+    {
+        var target = layout ?? Config.Layout;
+        Directory.CreateDirectory(folder);
+        var cfg = Config with { Layout = target, TorchDtype = DTypeName(DType) };
+        File.WriteAllText(Path.Combine(folder, "config.json"), cfg.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        using var scope = NewDisposeScope();
+        var tensors = NamedWeights(target).Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Tensor.detach().cpu().contiguous())).ToList();
+        if (maxShardBytes > 0) SafeTensorsWriter.SaveSharded(folder, tensors, maxShardBytes);
+        else SafeTensorsWriter.Save(Path.Combine(folder, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    /// <summary>The config.json spelling of a dtype.</summary>
+    public static string DTypeName(ScalarType dtype) => dtype switch
+    {
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float16 => "float16",
+        _ => "float32",
+    };
+}
+
+/// <summary>Adapts a <see cref="CheckpointReader"/> to the model builder.</summary>
+internal sealed class CheckpointWeightSource(CheckpointReader reader) : IWeightSource
+{
+    public string Description => reader.Location;
+    public bool Contains(string name) => reader.Contains(name);
+    public long[] Shape(string name) => reader.Describe(name).Shape;
+    public IEnumerable<string> Names => reader.Names;
+
+    public Tensor Load(string name, ScalarType dtype, Device device)
+    {
+        var t = reader.Load(name, dtype);
+        if (device.type == TorchSharp.DeviceType.CPU) return t;
+        var moved = t.to(device);
+        t.Dispose();
+        return moved;
+    }
+}
+
+/// <summary>Finds and loads the tokenizer that ships in a model folder.</summary>
+internal static class TokenizerLoader
+{
+    public static IGlmTokenizer? TryLoad(string folder, GlmConfig config)
+    {
+        string sp = Path.Combine(folder, "tokenizer.model");
+        if (File.Exists(sp)) return LooksLikeTiktoken(sp) ? Glm4Tokenizer.LoadTiktoken(sp) : ChatGlm3Tokenizer.Load(sp);
+        string hf = Path.Combine(folder, "tokenizer.json");
+        if (File.Exists(hf)) return Glm4Tokenizer.LoadHfTokenizerJson(hf);
+        string cog = Path.Combine(folder, "cog-pretrain.model");
+        if (File.Exists(cog)) return GlmChineseTokenizer.Load(cog);
+        return null;
+    }
+
+    // A tiktoken rank file is text lines "<base64> <rank>"; a SentencePiece model is a binary protobuf.
+    private static bool LooksLikeTiktoken(string path)
+    {
+        using var f = File.OpenRead(path);
+        var head = new byte[64];
+        int n = f.Read(head, 0, head.Length);
+        for (int i = 0; i < n; i++)
+        {
+            byte c = head[i];
+            bool base64OrSpace = c is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'+' or (byte)'/' or (byte)'='
+                                 || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+            if (!base64OrSpace) return false;
+        }
+        return n > 0;
+    }
+}
