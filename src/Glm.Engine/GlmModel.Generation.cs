@@ -139,8 +139,9 @@ public sealed partial class GlmModel
         finally { ForwardGate.Release(); }
     }
 
-    internal static int PickToken(Tensor lastLogits, TokenSampler sampler, IReadOnlyList<int> seen, GenerationOptions? options = null)
+    internal static int PickToken(Tensor lastLogits, TokenSampler sampler, IReadOnlyList<int> seen)
     {
+        if (sampler.IsPlainGreedy) return (int)lastLogits.argmax().item<long>();
         var row = lastLogits.to(ScalarType.Float32).cpu();
         return sampler.Sample(row.data<float>().ToArray(), seen);
     }

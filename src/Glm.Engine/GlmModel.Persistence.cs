@@ -66,33 +66,12 @@ internal sealed class CheckpointWeightSource(CheckpointReader reader) : IWeightS
     }
 }
 
-/// <summary>Finds and loads the tokenizer that ships in a model folder.</summary>
+/// <summary>Finds and loads the tokenizer that ships in a model folder (none for bare weight folders).</summary>
 internal static class TokenizerLoader
 {
-    public static IGlmTokenizer? TryLoad(string folder, GlmConfig config)
-    {
-        string sp = Path.Combine(folder, "tokenizer.model");
-        if (File.Exists(sp)) return LooksLikeTiktoken(sp) ? Glm4Tokenizer.LoadTiktoken(sp) : ChatGlm3Tokenizer.Load(sp);
-        string hf = Path.Combine(folder, "tokenizer.json");
-        if (File.Exists(hf)) return Glm4Tokenizer.LoadHfTokenizerJson(hf);
-        string cog = Path.Combine(folder, "cog-pretrain.model");
-        if (File.Exists(cog)) return GlmChineseTokenizer.Load(cog);
-        return null;
-    }
+    private static readonly string[] TokenizerFiles =
+        ["tokenizer.model", "tokenizer.json", "cog-pretrain.model", "spiece.model", "tokenizer.tiktoken"];
 
-    // A tiktoken rank file is text lines "<base64> <rank>"; a SentencePiece model is a binary protobuf.
-    private static bool LooksLikeTiktoken(string path)
-    {
-        using var f = File.OpenRead(path);
-        var head = new byte[64];
-        int n = f.Read(head, 0, head.Length);
-        for (int i = 0; i < n; i++)
-        {
-            byte c = head[i];
-            bool base64OrSpace = c is (byte)' ' or (byte)'\n' or (byte)'\r' or (byte)'+' or (byte)'/' or (byte)'='
-                                 || (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-            if (!base64OrSpace) return false;
-        }
-        return n > 0;
-    }
+    public static IGlmTokenizer? TryLoad(string folder, GlmConfig config) =>
+        TokenizerFiles.Any(f => File.Exists(Path.Combine(folder, f))) ? TokenizerFactory.Load(folder, config.ModelType) : null;
 }

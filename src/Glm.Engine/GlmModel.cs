@@ -32,6 +32,8 @@ public sealed partial class GlmModel : IDisposable
     public GlmConfig Config => Network.Config;
     /// <summary>Tokenizer, or null for random models.</summary>
     public IGlmTokenizer? Tokenizer { get; }
+    /// <summary>The model's chat prompt format (ChatGLM3 or GLM-4 style), or null when it has none.</summary>
+    public IChatFormat? ChatFormat { get; }
     /// <summary>Where the model came from (a folder or random:NAME).</summary>
     public string Source { get; }
     /// <summary>Compute dtype of the weights.</summary>
@@ -45,6 +47,7 @@ public sealed partial class GlmModel : IDisposable
     {
         Network = network;
         Tokenizer = tokenizer;
+        ChatFormat = tokenizer is null ? null : TokenizerFactory.CreateChatFormat(tokenizer);
         Source = source;
     }
 

@@ -17,6 +17,9 @@ public sealed class TokenSampler
         if (_state == 0) _state = 0x9E3779B97F4A7C15UL;
     }
 
+    /// <summary>True when the choice is a plain argmax (no penalty, no sampling), which can run on the device.</summary>
+    public bool IsPlainGreedy => _options.Greedy && _options.RepetitionPenalty == 1f;
+
     /// <summary>Applies the HF repetition penalty in place to the ids in <paramref name="seen"/>.</summary>
     public static void ApplyRepetitionPenalty(Span<float> logits, IEnumerable<int> seen, float penalty)
     {

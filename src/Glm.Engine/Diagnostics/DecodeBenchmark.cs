@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using Glm.Engine.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Diagnostics;
+
+/// <summary>Settings of one <c>glm bench</c> run.</summary>
+public sealed record BenchmarkSettings(int PromptTokens = 128, int NewTokens = 256, int Batch = 1, bool MeasureBandwidth = true);
+
+/// <summary>What one benchmark run measured.</summary>
+public sealed record BenchmarkResult
+{
+    /// <summary>Prompt tokens per second over the whole batch.</summary>
+    public required double PrefillTokensPerSecond { get; init; }
+    /// <summary>Generated tokens per second over the whole batch (greedy, KV cache).</summary>
+    public required double DecodeTokensPerSecond { get; init; }
+    /// <summary>Time from the start of prefill to the first sampled token.</summary>
+    public required TimeSpan TimeToFirstToken { get; init; }
+    /// <summary>Peak resident memory of the process.</summary>
+    public required long PeakWorkingSetBytes { get; init; }
+    /// <summary>Read bandwidth measured in the same process (GB/s), or NaN when skipped.</summary>
+    public required double ReadBandwidthGBs { get; init; }
+    /// <summary>Bytes of weights streamed per decode step.</summary>
+    public required long WeightBytesPerToken { get; init; }
+    /// <summary>Decode steps per second that the bandwidth allows (bandwidth ÷ weight bytes per step).</summary>
+    public double RooflineStepsPerSecond => ReadBandwidthGBs * 1e9 / WeightBytesPerToken;
+    /// <summary>Measured decode steps per second ÷ roofline.</summary>
+    public required double FractionOfRoofline { get; init; }
+}
+
+/// <summary>Times prefill and greedy decode of random prompts, the way <c>glm bench</c> reports them.</summary>
+public static class DecodeBenchmark
+{
+    /// <summary>Runs the benchmark on <paramref name="model"/>.</summary>
+    public static BenchmarkResult Run(GlmModel model, BenchmarkSettings settings, IProgress<string>? progress = null, CancellationToken ct = default)
+    {
+        if (settings.PromptTokens < 1 || settings.NewTokens < 1 || settings.Batch < 1)
+            throw new GlmException($"bench needs --prompt-tokens, --new-tokens and --batch ≥ 1 (got {settings.PromptTokens}, {settings.NewTokens}, {settings.Batch}).");
+        if (settings.PromptTokens + settings.NewTokens > model.MaxContext)
+            throw new GlmException($"{settings.PromptTokens} prompt + {settings.NewTokens} new tokens exceed the model's context of {model.MaxContext}.");
+        var net = model.Network;
+        int b = settings.Batch, p = settings.PromptTokens, n = settings.NewTokens;
+        var rng = new Random(1234);
+        long[] prompt = Enumerable.Range(0, b * p).Select(_ => (long)rng.Next(model.Config.VocabSize)).ToArray();
+
+        progress?.Report("warming up");
+        RunOnce(net, model, prompt, b, Math.Min(p, 16), 4, out _, out _, out _);
+        ct.ThrowIfCancellationRequested();
+
+        progress?.Report($"prefill {p} tokens × {b}, decode {n} tokens");
+        RunOnce(net, model, prompt, b, p, n, out var prefill, out var firstToken, out var decode);
+        ct.ThrowIfCancellationRequested();
+
+        double bandwidth = double.NaN;
+        if (settings.MeasureBandwidth)
+        {
+            progress?.Report("measuring read bandwidth");
+            bandwidth = MachineProbe.MeasureReadBandwidth(device: model.Device);
+        }
+        long bytesPerToken = ModelPresets.ParametersReadPerToken(model.Config) * ElementSize(model.DType);
+        double decodeSteps = (n - 1) / decode.TotalSeconds;
+        return new BenchmarkResult
+        {
+            PrefillTokensPerSecond = b * p / prefill.TotalSeconds,
+            DecodeTokensPerSecond = b * decodeSteps,
+            TimeToFirstToken = firstToken,
+            PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
+            ReadBandwidthGBs = bandwidth,
+            WeightBytesPerToken = bytesPerToken,
+            FractionOfRoofline = decodeSteps / (bandwidth * 1e9 / bytesPerToken),
+        };
+    }
+
+    private static void RunOnce(IDecoderNetwork net, GlmModel model, long[] prompt, int b, int p, int n,
+        out TimeSpan prefill, out TimeSpan firstToken, out TimeSpan decode)
+    {
+        model.ForwardGate.Wait();
+        try
+        {
+            using var inference = torch.inference_mode();
+            using var cache = net.CreateCache(b, p + n);
+            var device = model.Device;
+            var ids = prompt.Chunk(prompt.Length / b).SelectMany(row => row.Take(p)).ToArray();
+            var sw = Stopwatch.StartNew();
+            Tensor next;
+            using (var scope = NewDisposeScope())
+            {
+                var logits = net.Forward(torch.tensor(ids, new long[] { b, p }, device: device), Positions(net, b, 0, p, device), cache, null, lastOnly: true);
+                next = logits.argmax(-1).MoveToOuterDisposeScope(); // [b, 1]
+                _ = next[0, 0].item<long>();
+            }
+            prefill = sw.Elapsed;
+            firstToken = sw.Elapsed;
+            sw.Restart();
+            for (int i = 1; i < n; i++)
+            {
+                using var scope = NewDisposeScope();
+                var logits = net.Forward(next, Positions(net, b, p + i - 1, 1, device), cache, null, lastOnly: true);
+                var chosen = logits.argmax(-1);
+                _ = chosen[0, 0].item<long>(); // the host needs each token before the next step, as in real decoding
+                next.Dispose();
+                next = chosen.MoveToOuterDisposeScope();
+            }
+            decode = sw.Elapsed;
+            next.Dispose();
+        }
+        finally { model.ForwardGate.Release(); }
+    }
+
+    private static Tensor Positions(IDecoderNetwork net, int b, int start, int count, Device device)
+    {
+        var pos = torch.arange(start, start + count, dtype: ScalarType.Int64, device: device).view(1, count).expand(b, count);
+        if (net.Config.Layout != GlmLayout.OriginalGlm) return pos;
+        return torch.stack(new[] { pos, torch.zeros_like(pos) }, 1); // [b, 2, s]: positions and block positions 0
+    }
+
+    private static int ElementSize(ScalarType t) => t switch
+    {
+        ScalarType.Float32 => 4,
+        ScalarType.BFloat16 or ScalarType.Float16 => 2,
+        ScalarType.Int8 or ScalarType.Byte => 1,
+        _ => 4,
+    };
+}
