@@ -111,6 +111,35 @@ public class PyTorchBinTests
         Assert.Contains("tensor 'w': storage entry 'archive/data/0' is missing", missing.Message);
     }
 
+    /// <summary>{'w': _rebuild_tensor_v2(FloatStorage(numel), 0, (size,), (1,), False, {})} with an 8-byte storage entry.</summary>
+    private static byte[] OneTensorPickle(byte numel, byte size) => Bytes(
+        "\u0080\u0002}X\u0001\u0000\u0000\u0000wctorch._utils\n_rebuild_tensor_v2\n(" +
+        "(X\u0007\u0000\u0000\u0000storagectorch\nFloatStorage\nX\u0001\u0000\u0000\u00000X\u0003\u0000\u0000\u0000cpuK" + (char)numel + "tQ" +
+        "K\u0000(K" + (char)size + "t(K\u0001t\u0089}tRs.");
+
+    [Theory]
+    [InlineData(2, 2, null)]
+    [InlineData(4, 2, "storage '0' has 8 bytes, expected 16 (4 × Float32)")]
+    [InlineData(2, 5, "reaches element 4, beyond storage '0' of 2 elements")]
+    public void StorageSizeAndViewBoundsAreChecked(byte numel, byte size, string? expected)
+    {
+        using var dir = new CheckpointTempDir();
+        string path = ZipWithPickle(dir, "v.bin", OneTensorPickle(numel, size));
+        using (var zip = ZipFile.Open(path, ZipArchiveMode.Update))
+        using (var s = zip.CreateEntry("archive/data/0").Open())
+            s.Write(BitConverter.GetBytes(1.5f).Concat(BitConverter.GetBytes(-2f)).ToArray());
+        if (expected is null)
+        {
+            using var file = PyTorchBinFile.Open(path);
+            using var w = file.Load("w");
+            Assert.Equal(new[] { 1.5f, -2f }, w.data<float>().ToArray());
+            return;
+        }
+        var ex = Assert.Throws<GlmException>(() => PyTorchBinFile.Open(path));
+        Assert.Contains($"{path}: tensor 'w'", ex.Message);
+        Assert.Contains(expected, ex.Message);
+    }
+
     [Fact]
     public void WriterRoundTripsAllDtypesAndNonContiguousInputs()
     {
