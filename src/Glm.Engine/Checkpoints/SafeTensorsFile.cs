@@ -223,6 +223,12 @@ public sealed class SafeTensorsFile : IDisposable, ICheckpointFile
     }
 
     /// <summary>The whole file mapped as a flat 1-D tensor of the dtype (its aligned prefix: libtorch maps whole elements).</summary>
+    /// <remarks>
+    /// Measured with TorchSharp 0.107: <c>from_file</c> maps from byte 0 and needs size × element size ≤ file length
+    /// (a 13-byte file maps as 3 floats; asking for 4 fails with "size &lt;13&gt; is smaller than the required mapping size
+    /// &lt;16&gt;"), so mapping floor(length / element size) elements works for any file length. A file mixing dtypes is
+    /// mapped once per dtype; that costs address space only, pages are shared through the page cache.
+    /// </remarks>
     private Tensor MappedAs(ScalarType dtype)
     {
         lock (_gate)
