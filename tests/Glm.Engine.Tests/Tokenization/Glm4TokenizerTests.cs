@@ -107,4 +107,30 @@ public sealed class Glm4TokenizerTests : IDisposable
         var e = Assert.Throws<Glm.Engine.GlmException>(() => tok.Encode("ab"));
         Assert.Contains("0x62", e.Message);
     }
+
+    [Fact]
+    public void LongPieceMergesLikeTheQuadraticReference()
+    {
+        // One regex piece of 3000 letters; compare the heap-based merge with a direct transcription of tiktoken's scan.
+        string text = string.Concat(Enumerable.Repeat("aabcell你好你们", 300));
+        Assert.Single(_tok.PreTokenize(text));
+        Assert.Equal(ReferenceMerge(text), _tok.Encode(text));
+    }
+
+    private static List<int> ReferenceMerge(string piece)
+    {
+        var rank = Glm4TestRanks.All().ToDictionary(e => Convert.ToHexString(e.Bytes), e => e.Rank);
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(piece);
+        var parts = Enumerable.Range(0, bytes.Length + 1).ToList();
+        int? RankOf(int a, int b) => rank.TryGetValue(Convert.ToHexString(bytes, a, b - a), out int r) ? r : null;
+        while (true)
+        {
+            int best = -1, bestRank = int.MaxValue;
+            for (int i = 0; i + 2 < parts.Count; i++)
+                if (RankOf(parts[i], parts[i + 2]) is int r && r < bestRank) { bestRank = r; best = i; }
+            if (best < 0) break;
+            parts.RemoveAt(best + 1);
+        }
+        return Enumerable.Range(0, parts.Count - 1).Select(i => RankOf(parts[i], parts[i + 1])!.Value).ToList();
+    }
 }
