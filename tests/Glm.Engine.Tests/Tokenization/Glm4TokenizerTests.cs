@@ -41,6 +41,12 @@ public sealed class Glm4TokenizerTests : IDisposable
     [InlineData("a\U00020000b \U0001F600\U0001F600!", new[] { "a\U00020000b", " \U0001F600\U0001F600!" })]
     [InlineData("٣٤٥٦ ½ Ⅻ", new[] { "٣٤٥", "٦", " ", "½", " ", "Ⅻ" })]
     [InlineData("end.\n\n", new[] { "end", ".\n\n" })]
+    // \s must mean Unicode White_Space (pitfall 15): U+001C and U+180E are not spaces, U+0085/U+3000/U+2028 are.
+    [InlineData("a\u001Cb", new[] { "a", "\u001Cb" })]
+    [InlineData("a\u0085b", new[] { "a", "\u0085b" })]
+    [InlineData("a\u180Eb", new[] { "a", "\u180Eb" })]
+    [InlineData("a\u2028\u2028b", new[] { "a", "\u2028", "\u2028b" })]
+    [InlineData("x \u00A0y", new[] { "x", " ", "\u00A0y" })]
     public void PreTokenizerMatchesPythonRegex(string text, string[] expected)
     {
         Assert.Equal(expected, _tok.PreTokenize(text));
