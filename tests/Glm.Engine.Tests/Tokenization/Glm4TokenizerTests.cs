@@ -41,6 +41,12 @@ public sealed class Glm4TokenizerTests : IDisposable
     [InlineData("a\U00020000b \U0001F600\U0001F600!", new[] { "a\U00020000b", " \U0001F600\U0001F600!" })]
     [InlineData("٣٤٥٦ ½ Ⅻ", new[] { "٣٤٥", "٦", " ", "½", " ", "Ⅻ" })]
     [InlineData("end.\n\n", new[] { "end", ".\n\n" })]
+    // \s must mean Unicode White_Space (pitfall 15): U+001C and U+180E are not spaces, U+0085/U+3000/U+2028 are.
+    [InlineData("a\u001Cb", new[] { "a", "\u001Cb" })]
+    [InlineData("a\u0085b", new[] { "a", "\u0085b" })]
+    [InlineData("a\u180Eb", new[] { "a", "\u180Eb" })]
+    [InlineData("a\u2028\u2028b", new[] { "a", "\u2028", "\u2028b" })]
+    [InlineData("x \u00A0y", new[] { "x", " ", "\u00A0y" })]
     public void PreTokenizerMatchesPythonRegex(string text, string[] expected)
     {
         Assert.Equal(expected, _tok.PreTokenize(text));
@@ -106,5 +112,31 @@ public sealed class Glm4TokenizerTests : IDisposable
         var tok = Glm4Tokenizer.LoadTiktoken(path);
         var e = Assert.Throws<Glm.Engine.GlmException>(() => tok.Encode("ab"));
         Assert.Contains("0x62", e.Message);
+    }
+
+    [Fact]
+    public void LongPieceMergesLikeTheQuadraticReference()
+    {
+        // One regex piece of 3000 letters; compare the heap-based merge with a direct transcription of tiktoken's scan.
+        string text = string.Concat(Enumerable.Repeat("aabcell你好你们", 300));
+        Assert.Single(_tok.PreTokenize(text));
+        Assert.Equal(ReferenceMerge(text), _tok.Encode(text));
+    }
+
+    private static List<int> ReferenceMerge(string piece)
+    {
+        var rank = Glm4TestRanks.All().ToDictionary(e => Convert.ToHexString(e.Bytes), e => e.Rank);
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(piece);
+        var parts = Enumerable.Range(0, bytes.Length + 1).ToList();
+        int? RankOf(int a, int b) => rank.TryGetValue(Convert.ToHexString(bytes, a, b - a), out int r) ? r : null;
+        while (true)
+        {
+            int best = -1, bestRank = int.MaxValue;
+            for (int i = 0; i + 2 < parts.Count; i++)
+                if (RankOf(parts[i], parts[i + 2]) is int r && r < bestRank) { bestRank = r; best = i; }
+            if (best < 0) break;
+            parts.RemoveAt(best + 1);
+        }
+        return Enumerable.Range(0, parts.Count - 1).Select(i => RankOf(parts[i], parts[i + 1])!.Value).ToList();
     }
 }

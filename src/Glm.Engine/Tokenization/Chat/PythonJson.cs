@@ -52,7 +52,7 @@ internal static class PythonJson
         switch (value.ValueKind)
         {
             case JsonValueKind.Object:
-                WriteContainer(sb, '{', '}', value.EnumerateObject().Select(p => (p.Name, (JsonElement?)p.Value)).ToList(), indent, level);
+                WriteContainer(sb, '{', '}', value.EnumerateObject().Select(p => ((string?)p.Name, (JsonElement?)p.Value)).ToList(), indent, level);
                 break;
             case JsonValueKind.Array:
                 WriteContainer(sb, '[', ']', value.EnumerateArray().Select(v => ((string?)null, (JsonElement?)v)).ToList(), indent, level);
