@@ -1,0 +1,113 @@
+using System.Text.Json;
+using AgentHost.Cli;
+
+namespace AgentHost.Tests.Cli;
+
+public class EngineVerbTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "glmsk-cli-" + Guid.NewGuid().ToString("N"));
+
+    public EngineVerbTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = await GlmCommandLine.RunAsync(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public async Task GenerateWithIdsPrintsGeneratedIdsAndIsDeterministic()
+    {
+        var first = await Run("generate", "--model", "random:glm4-tiny", "--ids", "1,2,3", "--max-new-tokens", "6", "--print-ids");
+        var second = await Run("generate", "--model", "random:glm4-tiny", "--ids", "1,2,3", "--max-new-tokens", "6", "--print-ids");
+        Assert.Equal(0, first.Code);
+        var ids = JsonSerializer.Deserialize<int[]>(first.Out.Trim().Split('\n')[^1])!;
+        Assert.Equal(6, ids.Length);
+        Assert.Equal(first.Out, second.Out);
+        Assert.Contains("finish: length", first.Err);
+    }
+
+    [Fact]
+    public async Task LogitsWritesANpyFileOfTheRightShapeInBothModes()
+    {
+        string full = Path.Combine(_dir, "full.npy"), inc = Path.Combine(_dir, "inc.npy");
+        Assert.Equal(0, (await Run("logits", "--model", "random:glm4-tiny", "--ids", "4,5,6,7", "--out", full)).Code);
+        Assert.Equal(0, (await Run("logits", "--model", "random:glm4-tiny", "--ids", "4,5,6,7", "--out", inc, "--mode", "incremental")).Code);
+        var (shape, a) = ReadNpy(full);
+        var (_, b) = ReadNpy(inc);
+        Assert.Equal(new[] { 4, 512 }, shape);
+        double maxDiff = a.Zip(b, (x, y) => Math.Abs(x - y)).Max();
+        Assert.True(maxDiff < 1e-4, $"max difference {maxDiff}");
+    }
+
+    [SharedFileFact("data/tokenizers/chatglm3-6b/tokenizer.model")]
+    public async Task TokenizePrintsTheIdsOfTheTextAlone()
+    {
+        string model = CliTestModel.ChatGlm3Folder(Path.Combine(_dir, "m"));
+        var r = await Run("tokenize", "--model", model, "--text", "你好");
+        Assert.Equal(0, r.Code);
+        Assert.Equal("[36474,54591]", r.Out.Trim()); // chatglm.cpp reference ids without the [gMASK] sop prefix
+    }
+
+    [SharedFileFact("data/tokenizers/chatglm3-6b/tokenizer.model")]
+    public async Task PerplexityReportsPerTokenAndPerCharacterFigures()
+    {
+        string model = CliTestModel.ChatGlm3Folder(Path.Combine(_dir, "m"));
+        string text = Path.Combine(_dir, "t.txt");
+        File.WriteAllText(text, "我家门前有两棵树，一棵是枣树，还有一棵也是枣树。");
+        var r = await Run("perplexity", "--model", model, "--text-file", text, "--context", "8");
+        Assert.Equal(0, r.Code);
+        Assert.Matches(@"perplexity per token: \d+\.\d+", r.Out);
+        Assert.Matches(@"bits per character: \d+\.\d+", r.Out);
+        Assert.Contains("characters: 24", r.Out);
+    }
+
+    [Theory]
+    [InlineData("generate --model random:glm4-tiny --ids 1,x", "item 2 'x' is not a token id")]
+    [InlineData("generate --model random:glm4-tiny", "exactly one of --prompt TEXT or --ids")]
+    [InlineData("generate --model random:nope --ids 1", "random:nope is not a known model size")]
+    [InlineData("generate --model /nonexistent/folder --ids 1", "does not exist")]
+    [InlineData("generate --model random:glm4-tiny --ids 1,99999", "token id 99999 at index 1 is out of range")]
+    [InlineData("generate --model random:glm4-tiny --prompt hi", "has no tokenizer")]
+    [InlineData("generate --model random:glm4-tiny --ids 1 --top-p 1.5", "top-p = 1.5")]
+    [InlineData("perplexity --model random:glm4-tiny --text-file /nonexistent.txt", "does not exist")]
+    [InlineData("bench --model random:glm4-tiny --new-tokens 0", "≥ 1")]
+    [InlineData("generate --model random:glm4-tiny --ids 1 --device tpu", "--device 'tpu' is not a device")]
+    public async Task UserMistakesGiveAOneLineErrorAndExitCode1(string args, string expected)
+    {
+        var r = await Run(args.Split(' '));
+        Assert.Equal(1, r.Code);
+        Assert.Contains(expected, r.Err);
+        Assert.DoesNotContain("   at ", r.Err); // no stack trace
+    }
+
+    [Fact]
+    public async Task EveryVerbHasHelp()
+    {
+        foreach (var verb in new[] { "generate", "chat", "logits", "tokenize", "perplexity", "bench" })
+        {
+            var r = await Run(verb, "--help");
+            Assert.Equal(0, r.Code);
+            Assert.Contains("--model", r.Out);
+        }
+    }
+
+    private static (int[] Shape, float[] Values) ReadNpy(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        Assert.Equal(0x93, bytes[0]);
+        int headerLen = BitConverter.ToUInt16(bytes, 8);
+        string header = System.Text.Encoding.ASCII.GetString(bytes, 10, headerLen);
+        Assert.Contains("'descr': '<f4'", header);
+        Assert.Equal(0, (10 + headerLen) % 64);
+        var m = System.Text.RegularExpressions.Regex.Match(header, @"'shape': \((\d+), (\d+)\)");
+        var shape = new[] { int.Parse(m.Groups[1].Value), int.Parse(m.Groups[2].Value) };
+        var values = new float[shape[0] * shape[1]];
+        Buffer.BlockCopy(bytes, 10 + headerLen, values, 0, values.Length * 4);
+        return (shape, values);
+    }
+}
