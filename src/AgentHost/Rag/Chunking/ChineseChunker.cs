@@ -101,17 +101,33 @@ public sealed class ChineseChunker
         }
     }
 
+    /// <summary>
+    /// Paragraphs: a new one starts after a blank line, at an indented line, or after a line ending a sentence;
+    /// other line breaks are hard wraps inside a paragraph (common in Chinese .txt files).
+    /// </summary>
     private static IEnumerable<(int Start, int End)> Paragraphs(string text, int start, int end)
     {
-        int i = start;
+        int paraStart = -1, paraEnd = -1, i = start;
         while (i < end)
         {
             int lineEnd = text.IndexOf('\n', i, end - i);
             if (lineEnd < 0) lineEnd = end;
             var (s, e) = TextSplitting.Trim(text, i, lineEnd);
-            if (e > s) yield return (s, e);
+            bool blank = e <= s;
+            bool indented = !blank && s > i;
+            if (paraStart >= 0 && (blank || indented || TextSplitting.EndsSentence(text[paraEnd - 1])))
+            {
+                yield return (paraStart, paraEnd);
+                paraStart = -1;
+            }
+            if (!blank)
+            {
+                if (paraStart < 0) paraStart = s;
+                paraEnd = e;
+            }
             i = lineEnd + 1;
         }
+        if (paraStart >= 0) yield return (paraStart, paraEnd);
     }
 
     private static IEnumerable<(int BodyStart, int BodyEnd, string Section)> Sections(string text, IReadOnlyList<DocumentHeading> headings)

@@ -29,6 +29,9 @@ public static partial class TextSplitting
         if (re > rs) yield return (rs, re);
     }
 
+    /// <summary>True for sentence terminators and closing quotes/brackets.</summary>
+    public static bool EndsSentence(char c) => SentenceEnds.Contains(c) || ClosingMarks.Contains(c) || c == '.';
+
     /// <summary>Offset just after the last comma-like mark or space in <c>text[from..to]</c>, or -1.</summary>
     public static int LastSoftBreak(string text, int from, int to)
     {
