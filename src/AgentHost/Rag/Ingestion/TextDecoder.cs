@@ -39,7 +39,7 @@ public static class TextDecoder
             return utf16 is not null ? (utf16, 0)
                 : throw new GlmException($"{path}: contains NUL bytes and is not UTF-16; looks like a binary file, expected text");
         }
-        if (IsValidUtf8(b)) return (new UTF8Encoding(false), 0);
+        if (IsValidUtf8(b) || IsMostlyUtf8(b)) return (new UTF8Encoding(false), 0);
 
         var detected = CharsetDetector.DetectFromBytes(b).Detected;
         string? name = detected?.EncodingName?.ToLowerInvariant();
@@ -66,6 +66,23 @@ public static class TextDecoder
     {
         try { _ = new UTF8Encoding(false, true).GetCharCount(b); return true; }
         catch (DecoderFallbackException) { return false; }
+    }
+
+    /// <summary>
+    /// UTF-8 with a few corrupt bytes: many valid multi-byte sequences, few invalid bytes. Treated as UTF-8 so the strict
+    /// decode reports the corrupt offset (GBK/Big5 text read as UTF-8 is mostly invalid).
+    /// </summary>
+    private static bool IsMostlyUtf8(byte[] b)
+    {
+        int valid = 0, invalid = 0, i = 0;
+        while (i < b.Length)
+        {
+            if (b[i] < 0x80) { i++; continue; }
+            var status = Rune.DecodeFromUtf8(b.AsSpan(i), out _, out int read);
+            if (status != System.Buffers.OperationStatus.Done) { invalid++; i++; }
+            else { valid++; i += read; }
+        }
+        return valid >= 8 && valid >= 10 * invalid;
     }
 
     /// <summary>UTF-16 text without BOM has NULs concentrated at odd (LE) or even (BE) positions when mostly ASCII.</summary>
