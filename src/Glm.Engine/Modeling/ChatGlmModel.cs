@@ -73,7 +73,7 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork
         if (cache is not null) cache.Length += (int)s;
         if (lastOnly && s > 1) x = x.narrow(1, s - 1, 1);
         x = RmsNorm(x, _finalNorm.Weight, _cfg.NormEps, _hfNormRounding);
-        return F.linear(x, _outputLayer.Weight);
+        return _outputLayer.Linear(x);
     }
 
     /// <summary>
@@ -217,7 +217,7 @@ internal sealed class Weights : nn.Module
         }
     }
 
-    public Tensor Linear(Tensor x) => F.linear(x, Weight, Bias);
+    public Tensor Linear(Tensor x) => Kernels.CpuGemv.TryLinear(x, Weight, Bias) ?? F.linear(x, Weight, Bias);
 }
 
 /// <summary>A named grouping module so parameter names mirror the checkpoint's hierarchy.</summary>

@@ -1,0 +1,113 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+/// <summary>
+/// Matrix–vector products for decoding on the CPU. At batch 1 a decode step is a chain of GEMVs whose speed is set by how
+/// fast the weights stream from memory; libtorch's bf16 GEMV reaches about half the machine's read bandwidth
+/// (../shared/reference/torchsharp.md §3.2). This kernel widens bf16 weights to fp32 in registers (a 16-bit shift), multiplies
+/// with AVX-512 FMAs and splits weight rows over threads, which streams the weights at close to the bandwidth limit.
+/// Used for up to <see cref="MaxRows"/> input rows with bf16 or fp32 weights; everything else goes to libtorch.
+/// </summary>
+internal static unsafe class CpuGemv
+{
+    /// <summary>Most input rows handled here; beyond this a GEMM (libtorch/oneDNN) is faster.</summary>
+    public const int MaxRows = 4;
+
+    /// <summary>Set to false to compare against libtorch (benchmarks, tests).</summary>
+    public static bool Enabled { get; set; } = Avx512F.IsSupported && Environment.GetEnvironmentVariable("GLM_NO_GEMV_KERNEL") != "1";
+
+    /// <summary>Worker count; defaults to torch's intra-op thread count.</summary>
+    public static int Threads { get; set; }
+
+    [DllImport("LibTorchSharp")]
+    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
+
+    private static byte* Data(Tensor t) => (byte*)THSStorage_data_ptr(t.Handle) + t.storage_offset() * t.ElementSize;
+
+    /// <summary>y = x·Wᵀ (+ b) when this kernel applies; otherwise returns null so the caller uses libtorch.</summary>
+    public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (!Enabled || x.device_type != DeviceType.CPU || weight.dim() != 2 || x.requires_grad || weight.requires_grad) return null;
+        var wt = weight.dtype;
+        if (wt != ScalarType.BFloat16 && wt != ScalarType.Float32) return null;
+        long k = weight.shape[1], n = weight.shape[0];
+        if (x.shape[^1] != k || k % 32 != 0 || !weight.is_contiguous()) return null;
+        long rows = x.NumberOfElements / k;
+        if (rows > MaxRows || rows == 0) return null;
+
+        using var x32 = x.to(ScalarType.Float32).contiguous();
+        var y = torch.empty(new long[] { rows, n }, dtype: ScalarType.Float32);
+        float* xp = (float*)Data(x32);
+        float* yp = (float*)Data(y);
+        byte* wp = Data(weight);
+        int threads = Threads > 0 ? Threads : Math.Max(1, torch.get_num_threads());
+        long chunk = (n + threads - 1) / threads;
+        if (threads == 1 || n < 256)
+            Run(wt, wp, xp, yp, (int)rows, k, n, 0, n);
+        else
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                long r0 = t * chunk, r1 = Math.Min(n, r0 + chunk);
+                if (r0 < r1) Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1);
+            });
+        if (bias is not null) y.add_(bias.to(ScalarType.Float32));
+        var shape = x.shape.ToArray();
+        shape[^1] = n;
+        var result = y.view(shape);
+        return x.dtype == ScalarType.Float32 ? result : result.to(x.dtype);
+    }
+
+    private static void Run(ScalarType wt, byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        if (wt == ScalarType.BFloat16) Bf16(w, x, y, rows, k, n, r0, r1);
+        else F32((float*)w, x, y, rows, k, n, r0, r1);
+    }
+
+    private static void Bf16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        for (long r = r0; r < r1; r++)
+        {
+            ushort* row = (ushort*)w + r * k;
+            for (int m = 0; m < rows; m++)
+            {
+                float* xm = x + m * k;
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                for (long i = 0; i < k; i += 32)
+                {
+                    // bf16 → fp32 is the 16 bits shifted into the high half of a 32-bit lane.
+                    var lo = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i)), 16).AsSingle();
+                    var hi = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)), 16).AsSingle();
+                    acc0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(xm + i), acc0);
+                    acc1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(xm + i + 16), acc1);
+                }
+                y[m * n + r] = Vector512.Sum(acc0 + acc1);
+            }
+        }
+    }
+
+    private static void F32(float* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        for (long r = r0; r < r1; r++)
+        {
+            float* row = w + r * k;
+            for (int m = 0; m < rows; m++)
+            {
+                float* xm = x + m * k;
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                for (long i = 0; i < k; i += 32)
+                {
+                    acc0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(row + i), Avx512F.LoadVector512(xm + i), acc0);
+                    acc1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(row + i + 16), Avx512F.LoadVector512(xm + i + 16), acc1);
+                }
+                y[m * n + r] = Vector512.Sum(acc0 + acc1);
+            }
+        }
+    }
+}

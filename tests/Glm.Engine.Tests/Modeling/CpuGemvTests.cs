@@ -1,0 +1,45 @@
+using Glm.Engine.Modeling.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Glm.Engine.Tests.Modeling;
+
+public class CpuGemvTests
+{
+    [Theory]
+    [InlineData(ScalarType.Float32, 1, 1e-5)]
+    [InlineData(ScalarType.Float32, 3, 1e-5)]
+    [InlineData(ScalarType.BFloat16, 1, 1e-2)]
+    [InlineData(ScalarType.BFloat16, 4, 1e-2)]
+    public void MatchesLibtorchLinear(ScalarType dtype, int rows, double tolerance)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        if (!CpuGemv.Enabled) return; // no AVX-512: the kernel is never used
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(rows);
+        var w = randn(300, 96).to(dtype);
+        var b = randn(300).to(dtype);
+        var x = randn(1, rows, 96).to(dtype);
+        var expected = F.linear(x.to(ScalarType.Float32), w.to(ScalarType.Float32), b.to(ScalarType.Float32));
+        var actual = CpuGemv.TryLinear(x, w, b);
+        Assert.NotNull(actual);
+        Assert.Equal(new long[] { 1, rows, 300 }, actual!.shape);
+        Assert.Equal(dtype, actual.dtype);
+        double err = (actual.to(ScalarType.Float32) - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(err < tolerance, $"relative error {err}");
+    }
+
+    [Fact]
+    public void DeclinesWhatItDoesNotHandle()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        var w = randn(64, 96);
+        Assert.Null(CpuGemv.TryLinear(randn(CpuGemv.MaxRows + 1, 96), w, null)); // a GEMM: libtorch is faster
+        Assert.Null(CpuGemv.TryLinear(randn(1, 96).to(ScalarType.Float16), w.to(ScalarType.Float16), null)); // fp16 stays on libtorch
+        Assert.Null(CpuGemv.TryLinear(randn(1, 40), randn(64, 40), null)); // K not a multiple of 32
+    }
+}
