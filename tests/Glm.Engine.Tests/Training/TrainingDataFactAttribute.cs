@@ -37,3 +37,18 @@ public static class TrainingData
         return dir;
     }
 }
+
+/// <summary>
+/// A long-running corpus job (minutes): runs only when the environment variable GLMSK_LONG_TESTS=1 and the shared path exists.
+/// </summary>
+public sealed class LongTrainingFactAttribute : FactAttribute
+{
+    public LongTrainingFactAttribute(string sharedRelativePath)
+    {
+        string path = TrainingData.SharedPath(sharedRelativePath);
+        if (!File.Exists(path) && !Directory.Exists(path))
+            Skip = $"shared data not found at {path} (expected ../shared next to the project root); skipping";
+        else if (Environment.GetEnvironmentVariable("GLMSK_LONG_TESTS") != "1")
+            Skip = "long corpus job: set GLMSK_LONG_TESTS=1 to run (takes minutes)";
+    }
+}

@@ -80,7 +80,7 @@ internal sealed class BpeMergeLearner
             foreach (long changed in _changed)
                 if (changed != key && _pairCounts.TryGetValue(changed, out long n) && n > 0) _heap.Enqueue(changed, (n, changed));
             merges++;
-            if (merges % 500 == 0) onProgress?.Invoke(merges, current);
+            if (merges % 1000 == 0) onProgress?.Invoke(merges, current);
         }
     }
 

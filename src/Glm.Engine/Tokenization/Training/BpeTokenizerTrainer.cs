@@ -58,10 +58,12 @@ public static class BpeTokenizerTrainer
         var words = wordCounts.OrderBy(kv => kv.Key, StringComparer.Ordinal)
             .Select(kv => (Encoding.UTF8.GetBytes(kv.Key), kv.Value)).ToList();
         wordCounts.Clear();
+        int distinct = words.Count;
         var learner = new BpeMergeLearner(words);
         words.Clear();
+        progress?.Report(new BpeTrainingProgress("merge", 0, targetRanks - 256, 0, distinct));
         learner.Learn(targetRanks, options.MinPairFrequency,
-            (merges, count) => progress?.Report(new BpeTrainingProgress("merge", merges, targetRanks - 256, count)));
+            (merges, count) => progress?.Report(new BpeTrainingProgress("merge", merges, targetRanks - 256, count, distinct)));
         progress?.Report(new BpeTrainingProgress("done", learner.Tokens.Count - 256, targetRanks - 256, 0));
         return new BpeVocabulary(learner.Tokens.ToList(), SpecialTokenNames, options.Pattern);
     }

@@ -44,4 +44,5 @@ public sealed record BpeTrainingOptions
 /// <param name="Merges">Merges done so far.</param>
 /// <param name="TargetMerges">Merges wanted.</param>
 /// <param name="LastPairCount">Frequency of the last merged pair.</param>
-public sealed record BpeTrainingProgress(string Stage, int Merges, int TargetMerges, long LastPairCount);
+/// <param name="DistinctWords">Distinct pre-tokenized words (known from stage "merge" on).</param>
+public sealed record BpeTrainingProgress(string Stage, int Merges, int TargetMerges, long LastPairCount, long DistinctWords = 0);
