@@ -23,12 +23,15 @@ public sealed partial class GlmModel
 
     /// <summary>
     /// Float32 logits [n, vocab] at every position of <paramref name="ids"/>: one forward over the whole sequence, or
-    /// (<paramref name="incremental"/>) one token at a time through the KV cache.
+    /// (<paramref name="incremental"/>) one token at a time through the KV cache. Original-GLM models apply the Part A /
+    /// Part B rule (tokens before the first sop bidirectional, sop and later causal with 2D positions; no sop = causal),
+    /// see <see cref="ComputeGlmLogits"/>.
     /// </summary>
     public float[,] ComputeLogits(IReadOnlyList<int> ids, bool incremental = false)
     {
         if (ids.Count == 0) throw new GlmException("no input ids; expected at least one token id.");
         CheckIds(ids);
+        if (Config.Layout == GlmLayout.OriginalGlm) return ComputeGlmLogits(ids, incremental);
         ForwardGate.Wait();
         try
         {

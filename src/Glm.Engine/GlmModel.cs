@@ -70,13 +70,14 @@ public sealed partial class GlmModel : IDisposable
         var device = TorchRuntime.ResolveDevice(options.Device);
         var dtype = ResolveDType(options.DType, config, device);
         int maxContext = Math.Min(options.MaxContext ?? Math.Min(config.MaxPositions, 32768), config.MaxPositions);
-        IWeightSource canonical = config.Layout is GlmLayout.HfGlm or GlmLayout.HfGlm4 && !weights.Contains(ChatGlmCheckpointNames.Embedding)
+        IWeightSource canonical = config.Layout == GlmLayout.OriginalGlm ? new GlmPrefixStrippingWeights(weights)
+            : config.Layout is GlmLayout.HfGlm or GlmLayout.HfGlm4 && !weights.Contains(ChatGlmCheckpointNames.Embedding)
             ? new HfGlmWeightSource(weights, config) : weights;
         var reader = new WeightReader(canonical, dtype, device);
         using var noGrad = torch.no_grad();
         IDecoderNetwork network = config.Layout switch
         {
-            GlmLayout.OriginalGlm => throw new GlmException($"{source}: original GLM models are not supported by this build yet."),
+            GlmLayout.OriginalGlm => new GlmBlockModel(config, reader, dtype, device),
             _ => new ChatGlmModel(config, reader, dtype, device, maxContext),
         };
         reader.Ignore(ChatGlmCheckpointNames.RotaryInvFreq);

@@ -16,6 +16,27 @@ public enum GlmLayout
     OriginalGlm,
 }
 
+/// <summary>GELU flavour of the original-GLM MLP.</summary>
+public enum GeluVariant
+{
+    /// <summary>Exact GELU, x·Φ(x) with erf (HF remote code <c>modeling_glm.py</c>).</summary>
+    Erf,
+    /// <summary>Tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))) (THUDM/GLM training).</summary>
+    Tanh,
+}
+
+/// <summary>Original-GLM control-token ids recorded in config.json; any may be null (then the tokenizer is asked).</summary>
+/// <param name="Mask">[MASK] (mask_token_id).</param>
+/// <param name="SentenceMask">[sMASK] (smask_token_id).</param>
+/// <param name="GenerationMask">[gMASK] (gmask_token_id).</param>
+/// <param name="Sop">&lt;|startofpiece|&gt; (sop_token_id).</param>
+/// <param name="Eop">&lt;|endofpiece|&gt; (eop_token_id).</param>
+public sealed record GlmBlankTokenIds(int? Mask, int? SentenceMask, int? GenerationMask, int? Sop, int? Eop)
+{
+    internal static GlmBlankTokenIds? FromConfig(int? mask, int? sMask, int? gMask, int? sop, int? eop) =>
+        mask is null && sMask is null && gMask is null && sop is null && eop is null ? null : new(mask, sMask, gMask, sop, eop);
+}
+
 /// <summary>
 /// Architecture facts of a GLM-family decoder, normalised from the several <c>config.json</c> dialects
 /// (see ../shared/reference/glm-formats.md §2.1, §3.1, §4.2).
@@ -60,6 +81,13 @@ public sealed record GlmConfig
     public string TorchDtype { get; init; } = "float32";
     /// <summary>model_type as written in config.json.</summary>
     public string ModelType { get; init; } = "";
+    /// <summary>
+    /// Original GLM only: GELU variant of the MLP (config.json <c>"gelu"</c>: "erf" or "tanh"). Absent = erf, as the HF remote
+    /// code computes it for released checkpoints; our own models are trained with tanh, as THUDM/GLM was (pitfall 21).
+    /// </summary>
+    public GeluVariant Gelu { get; init; } = GeluVariant.Erf;
+    /// <summary>Original GLM only: blank-infilling control-token ids from config.json (<c>mask_token_id</c>, ...); null = ask the tokenizer.</summary>
+    public GlmBlankTokenIds? BlankTokens { get; init; }
 
     /// <summary>Query heads per KV head.</summary>
     public int GroupSize => NumHeads / NumKvHeads;
@@ -171,6 +199,8 @@ public sealed record GlmConfig
         int heads = r.Int("num_attention_heads");
         if (r.BoolOr("relative_encoding", false))
             throw new GlmException($"{r.Source}: relative_encoding=true (Transformer-XL GLM) is not supported.");
+        if (!r.BoolOr("block_position_encoding", true))
+            throw new GlmException($"{r.Source}: block_position_encoding=false is not supported; expected true (2D positions).");
         return new GlmConfig
         {
             Layout = GlmLayout.OriginalGlm,
@@ -190,6 +220,14 @@ public sealed record GlmConfig
             EosTokenIds = r.Has("eos_token_id") ? r.IntList("eos_token_id") : Array.Empty<int>(),
             PadTokenId = r.IntOr("pad_token_id", 0),
             TorchDtype = r.StrOr("torch_dtype", "float32"),
+            Gelu = r.StrOr("gelu", "erf") switch
+            {
+                "erf" or "gelu" => GeluVariant.Erf,
+                "tanh" or "gelu_new" or "gelu_pytorch_tanh" => GeluVariant.Tanh,
+                var other => throw new GlmException($"{r.Source}: field 'gelu' = \"{other}\"; expected \"erf\" or \"tanh\"."),
+            },
+            BlankTokens = GlmBlankTokenIds.FromConfig(r.IntOrNull("mask_token_id"), r.IntOrNull("smask_token_id"),
+                r.IntOrNull("gmask_token_id"), r.IntOrNull("sop_token_id"), r.IntOrNull("eop_token_id")),
         }.Validated(r.Source);
     }
 
@@ -245,6 +283,10 @@ public sealed record GlmConfig
                 ["intermediate_size"] = FfnHiddenSize, ["vocab_size"] = VocabSize, ["layernorm_epsilon"] = NormEps,
                 ["max_sequence_length"] = MaxPositions, ["block_position_encoding"] = true, ["relative_encoding"] = false,
                 ["eos_token_id"] = eos, ["pad_token_id"] = PadTokenId, ["torch_dtype"] = TorchDtype,
+                ["gelu"] = Gelu == GeluVariant.Tanh ? "tanh" : "erf",
+                ["mask_token_id"] = BlankTokens?.Mask, ["smask_token_id"] = BlankTokens?.SentenceMask,
+                ["gmask_token_id"] = BlankTokens?.GenerationMask, ["sop_token_id"] = BlankTokens?.Sop,
+                ["eop_token_id"] = BlankTokens?.Eop,
             },
         };
     }
@@ -271,6 +313,8 @@ public sealed record GlmConfig
         }
 
         public int IntOr(string f, int fallback) => Has(f) ? Int(f) : fallback;
+
+        public int? IntOrNull(string f) => Has(f) ? Int(f) : null;
 
         public double DoubleOr(string f, double fallback)
         {

@@ -47,6 +47,7 @@ public static class ModelPresets
     /// <summary>Parameter count of a ChatGLM-layout config (embedding, blocks, final norm, output layer).</summary>
     public static long ParameterCount(GlmConfig c)
     {
+        if (c.Layout == GlmLayout.OriginalGlm) return GlmBlockNames.ParameterCount(c);
         long h = c.HiddenSize, qkv = (long)(c.NumHeads + 2 * c.NumKvHeads) * c.HeadDim;
         long perLayer = 2 * h + qkv * h + (c.QkvBias ? qkv : 0) + (long)c.NumHeads * c.HeadDim * h
                         + 2L * c.FfnHiddenSize * h + c.FfnHiddenSize * h

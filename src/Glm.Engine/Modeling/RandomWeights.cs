@@ -5,12 +5,15 @@ namespace Glm.Engine.Modeling;
 /// <summary>
 /// Deterministic random weights for a config: each tensor is drawn from its own generator seeded by (seed, name), so the same
 /// name gives the same values whatever order tensors are read in. Norm weights are near 1, the rest N(0, std).
+/// Original-GLM configs get the Megatron initialisation our own models train from: N(0, std) matrices and embeddings,
+/// LayerNorm weight 1 and every bias 0.
 /// </summary>
 public sealed class RandomWeights : IWeightSource
 {
     private readonly Dictionary<string, long[]> _shapes;
     private readonly long _seed;
     private readonly double _std;
+    private readonly bool _megatronInit;
 
     /// <summary>Random weights for every tensor <paramref name="cfg"/> needs (canonical THUDM names).</summary>
     public RandomWeights(GlmConfig cfg, long seed = 0, double std = 0.02, string? description = null)
@@ -18,6 +21,7 @@ public sealed class RandomWeights : IWeightSource
         _shapes = ExpectedShapes(cfg);
         _seed = seed;
         _std = std;
+        _megatronInit = cfg.Layout == GlmLayout.OriginalGlm;
         Description = description ?? $"random weights (seed {seed})";
     }
 
@@ -36,6 +40,13 @@ public sealed class RandomWeights : IWeightSource
         using var gen = new Generator((ulong)(_seed * 1_000_003 + StableHash(name)));
         var shape = _shapes[name];
         using var scope = NewDisposeScope();
+        if (_megatronInit)
+        {
+            Tensor init = name.EndsWith(".bias", StringComparison.Ordinal) ? zeros(shape)
+                : name.EndsWith("layernorm.weight", StringComparison.Ordinal) ? ones(shape)
+                : randn(shape, generator: gen) * _std;
+            return init.to(dtype, device).MoveToOuterDisposeScope();
+        }
         Tensor t = name.EndsWith("layernorm.weight", StringComparison.Ordinal) || name.EndsWith("norm.weight", StringComparison.Ordinal)
             ? 1.0f + 0.1f * randn(shape, generator: gen)
             : randn(shape, generator: gen) * _std;
@@ -49,11 +60,10 @@ public sealed class RandomWeights : IWeightSource
         return (long)(h & 0x7fffffffffffUL);
     }
 
-    /// <summary>Canonical tensor names and shapes of a rotary-GLM (ChatGLM layout) config.</summary>
+    /// <summary>Canonical tensor names and shapes of a config (THUDM names of its layout).</summary>
     public static Dictionary<string, long[]> ExpectedShapes(GlmConfig c)
     {
-        if (c.Layout == GlmLayout.OriginalGlm)
-            throw new GlmException("random weights for original-GLM configs are built by GlmBlockModel, not RandomWeights.");
+        if (c.Layout == GlmLayout.OriginalGlm) return GlmBlockNames.ExpectedShapes(c);
         long h = c.HiddenSize, qkv = (long)(c.NumHeads + 2 * c.NumKvHeads) * c.HeadDim, f = c.FfnHiddenSize;
         var d = new Dictionary<string, long[]>(StringComparer.Ordinal)
         {

@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using Glm.Engine.Modeling;
+using Glm.Engine.Runtime;
+using Glm.Engine.Training.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Training;
+
+/// <summary>
+/// Pretrains an original-GLM model from scratch with the autoregressive blank-infilling objective: samples from an
+/// <see cref="ITrainingSampleSource"/> are collated by <see cref="BlankInfillingCollator"/>, the loss is the mean NLL over
+/// Part-B targets (loss mask 1, labels not shifted), optimised with AdamW under linear warm-up + cosine decay, gradient
+/// clipping and accumulation. Held-out evaluation reports loss and bits per character; checkpoints in
+/// <c>&lt;out&gt;/checkpoint/</c> resume exactly (weights, optimizer moments and step, schedule step, data cursor,
+/// collator RNG, torch RNG); cancellation saves a checkpoint and returns. The final model is a GLM folder in
+/// <c>&lt;out&gt;/model/</c>, the loss curve <c>&lt;out&gt;/loss.png</c>.
+/// </summary>
+public sealed class GlmPretrainer
+{
+    private readonly GlmPretrainingOptions _options;
+
+    /// <summary>Creates a trainer; the options are validated here.</summary>
+    public GlmPretrainer(GlmPretrainingOptions options)
+    {
+        options.Validate();
+        _options = options;
+    }
+
+    /// <summary>
+    /// Our own GLM shape: FFN 4H, LayerNorm eps 1e-5, tanh GELU (as THUDM/GLM trained), the collator's control-token ids
+    /// recorded in config.json, eos = &lt;|endoftext|&gt;.
+    /// </summary>
+    public static GlmConfig OwnModelConfig(int vocabSize, int hidden, int layers, int heads, int maxSequenceLength, GlmSpecialTokens tokens) => new()
+    {
+        Layout = GlmLayout.OriginalGlm,
+        ModelType = "glm",
+        NumLayers = layers,
+        HiddenSize = hidden,
+        NumHeads = heads,
+        NumKvHeads = heads,
+        HeadDim = hidden / heads,
+        FfnHiddenSize = 4 * hidden,
+        VocabSize = vocabSize,
+        NormEps = 1e-5,
+        QkvBias = true,
+        LinearBias = true,
+        TiedEmbeddings = true,
+        MaxPositions = maxSequenceLength,
+        EosTokenIds = new[] { tokens.Eos },
+        PadTokenId = tokens.Pad,
+        Gelu = GeluVariant.Tanh,
+        BlankTokens = new GlmBlankTokenIds(tokens.Mask, tokens.SentenceMask, tokens.GenerationMask, tokens.Sop, tokens.Eop),
+    };
+
+    /// <summary><see cref="Run"/> on a worker thread.</summary>
+    public Task<TrainingResult> RunAsync(ITrainingSampleSource train, ITrainingSampleSource? eval,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => Run(train, eval, progress, cancellationToken), CancellationToken.None);
+
+    /// <summary>
+    /// Trains until <see cref="GlmPretrainingOptions.Steps"/> optimizer steps are done (continuing a checkpoint when
+    /// <see cref="GlmPretrainingOptions.Resume"/> is set) or <paramref name="cancellationToken"/> fires; in both cases a
+    /// checkpoint is written before returning.
+    /// </summary>
+    public TrainingResult Run(ITrainingSampleSource train, ITrainingSampleSource? eval,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var o = _options;
+        TorchRuntime.EnsureInitialized();
+        torch.set_num_threads(o.Threads);
+        Directory.CreateDirectory(o.OutputFolder);
+        string checkpointFolder = Path.Combine(o.OutputFolder, "checkpoint");
+        var computeDType = o.DType is "bf16" or "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        var loadOptions = new GlmLoadOptions { DType = "fp32", Device = o.Device, Seed = o.Seed };
+
+        torch.manual_seed(o.Seed);
+        string? resumeFrom = o.Resume ? TrainingCheckpoint.Find(checkpointFolder) : null;
+        var state = resumeFrom is null ? new TrainerState { Seed = o.Seed } : TrainingCheckpoint.LoadState(resumeFrom);
+        using var model = resumeFrom is null
+            ? GlmModel.CreateRandom(o.Model, loadOptions, "pretraining")
+            : GlmModel.Load(resumeFrom, loadOptions);
+        if (resumeFrom is not null) CheckSameShape(model.Config, resumeFrom);
+        var network = (GlmBlockModel)model.Network;
+        network.ComputeDType = computeDType;
+        network.UseFusedAttention = o.FusedAttention;
+        var parameters = network.EnableTraining().Select(p => p.Parameter).ToList();
+
+        // Megatron convention: no weight decay on biases and LayerNorm parameters (1-D tensors).
+        using var optimizer = torch.optim.AdamW(new[]
+        {
+            new AdamW.ParamGroup(parameters.Where(p => p.dim() >= 2), o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, o.WeightDecay),
+            new AdamW.ParamGroup(parameters.Where(p => p.dim() < 2), o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, 0),
+        }, o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, o.WeightDecay);
+        var collator = new BlankInfillingCollator(o.SpecialTokens, o.Collator, (ulong)o.Seed, o.SentenceEndTokenIds);
+        if (resumeFrom is not null)
+        {
+            optimizer.load_state_dict(Path.Combine(resumeFrom, TrainingCheckpoint.OptimizerFile));
+            collator.RestoreState(state.CollatorState);
+            TrainingCheckpoint.RestoreTorchRng(state);
+        }
+        var schedule = new LearningRateSchedule(o.LearningRate, o.MinLearningRate, o.WarmupSteps, o.Steps);
+        long parameterCount = parameters.Sum(p => p.numel());
+        double peak = GemmBenchmark.MeasureGFlops(o.Model.HiddenSize, computeDType, network.Device, o.PeakMeasureSeconds);
+        var baseReport = new TrainingProgress { Event = TrainingEvent.Started, Step = state.Step, TotalSteps = o.Steps, PeakGFlops = peak };
+        progress?.Report(baseReport with
+        {
+            Message = (resumeFrom is null ? "fresh start" : $"resumed from {resumeFrom} at step {state.Step}") +
+                      $"; {parameterCount:N0} parameters, {computeDType}, GEMM peak {peak:F1} GFLOP/s",
+        });
+
+        using var data = train.ReadFrom(state.DataCursor).GetEnumerator();
+        var clock = Stopwatch.StartNew();
+        long tokens = 0;
+        bool interrupted = false, savedAtCurrentStep = false;
+        double lastLoss = state.Losses.Count > 0 ? state.Losses[^1] : double.NaN, tokensPerSecond = 0;
+        EvaluationResult? lastEval = state.Evaluations.LastOrDefault();
+        var evaluations = new List<EvaluationResult>();
+
+        while (state.Step < o.Steps)
+        {
+            if (cancellationToken.IsCancellationRequested) { interrupted = true; break; }
+            double lr = schedule.At(state.Step);
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+            optimizer.zero_grad();
+            double nllSum = 0;
+            long scored = 0;
+            for (int micro = 0; micro < o.GradientAccumulation; micro++)
+            {
+                var samples = new List<int[]>(o.BatchSize);
+                for (int i = 0; i < o.BatchSize; i++)
+                {
+                    if (!data.MoveNext())
+                        throw new GlmException($"the training sample source ended after {state.DataCursor} samples; expected an endless (cycling) source.");
+                    samples.Add(data.Current);
+                    tokens += data.Current.Length;
+                    state.DataCursor++;
+                }
+                var batch = collator.Collate(samples);
+                using var scope = NewDisposeScope();
+                var (sum, count) = GlmTrainingStep.MaskedNll(network, batch);
+                if (count == 0) continue;
+                (sum / count / o.GradientAccumulation).backward();
+                nllSum += sum.item<float>();
+                scored += count;
+            }
+            double gradNorm = o.GradientClip > 0 ? torch.nn.utils.clip_grad_norm_(parameters, o.GradientClip) : double.NaN;
+            optimizer.step();
+            state.Step++;
+            savedAtCurrentStep = false;
+            lastLoss = scored > 0 ? nllSum / scored : double.NaN;
+            state.Losses.Add(lastLoss);
+            tokensPerSecond = tokens / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+            var stepReport = baseReport with
+            {
+                Event = TrainingEvent.Step, Step = state.Step, Loss = lastLoss, LearningRate = lr, GradientNorm = gradNorm,
+                TokensPerSecond = tokensPerSecond, AchievedGFlops = 6.0 * parameterCount * tokensPerSecond / 1e9, Evaluation = lastEval,
+            };
+            if (state.Step % o.LogEvery == 0 || state.Step == o.Steps) progress?.Report(stepReport);
+
+            if (eval is not null && ((o.EvalEvery > 0 && state.Step % o.EvalEvery == 0) || state.Step == o.Steps))
+            {
+                lastEval = Evaluate(network, eval, state.Step);
+                evaluations.Add(lastEval);
+                state.Evaluations.Add(lastEval);
+                progress?.Report(stepReport with { Event = TrainingEvent.Evaluation, Evaluation = lastEval });
+            }
+            if (o.CheckpointEvery > 0 && state.Step % o.CheckpointEvery == 0 && state.Step < o.Steps)
+            {
+                SaveCheckpoint(checkpointFolder, model, optimizer, collator, state);
+                savedAtCurrentStep = true;
+                progress?.Report(stepReport with { Event = TrainingEvent.Checkpoint, Message = checkpointFolder });
+            }
+        }
+
+        if (!savedAtCurrentStep) SaveCheckpoint(checkpointFolder, model, optimizer, collator, state);
+        string lossPng = Path.Combine(o.OutputFolder, "loss.png");
+        LossCurvePlot.Save(lossPng, state.Losses, state.Evaluations);
+        string? modelFolder = null;
+        if (!interrupted)
+        {
+            modelFolder = Path.Combine(o.OutputFolder, "model");
+            model.Save(modelFolder);
+            foreach (var file in o.TokenizerFiles)
+                File.Copy(file, Path.Combine(modelFolder, Path.GetFileName(file)), overwrite: true);
+        }
+        double achieved = 6.0 * parameterCount * tokensPerSecond / 1e9;
+        progress?.Report(baseReport with
+        {
+            Event = TrainingEvent.Finished, Step = state.Step, Loss = lastLoss, TokensPerSecond = tokensPerSecond,
+            AchievedGFlops = achieved, Evaluation = lastEval,
+            Message = interrupted ? $"interrupted; checkpoint in {checkpointFolder}" : $"done; model in {modelFolder}",
+        });
+        return new TrainingResult
+        {
+            StepsCompleted = state.Step, Interrupted = interrupted, FinalLoss = lastLoss, Evaluations = evaluations,
+            Losses = state.Losses.ToList(), TokensPerSecond = tokensPerSecond, AchievedGFlops = achieved, PeakGFlops = peak,
+            Parameters = parameterCount, ModelFolder = modelFolder, CheckpointFolder = checkpointFolder, LossCurvePng = lossPng,
+        };
+    }
+
+    private static void SaveCheckpoint(string folder, GlmModel model, OptimizerHelper optimizer, BlankInfillingCollator collator, TrainerState state)
+    {
+        state.CollatorState = collator.SaveState();
+        TrainingCheckpoint.Save(folder, model, optimizer, state);
+    }
+
+    private void CheckSameShape(GlmConfig loaded, string folder)
+    {
+        var expected = GlmBlockNames.ExpectedShapes(_options.Model);
+        var found = GlmBlockNames.ExpectedShapes(loaded);
+        bool same = expected.Count == found.Count && expected.All(p => found.TryGetValue(p.Key, out var s) && s.SequenceEqual(p.Value));
+        if (!same)
+            throw new GlmException($"{folder}: the checkpoint's model (hidden {loaded.HiddenSize}, {loaded.NumLayers} layers, vocab {loaded.VocabSize}) " +
+                $"differs from the configured one (hidden {_options.Model.HiddenSize}, {_options.Model.NumLayers} layers, vocab {_options.Model.VocabSize}); " +
+                "expected the same shape to resume, or delete the checkpoint folder to start over.");
+    }
+
+    /// <summary>
+    /// Held-out loss: the first <see cref="GlmPretrainingOptions.EvalSamples"/> samples, collated by a collator with a fixed
+    /// seed (the same blanks every evaluation, and the training collator's RNG is untouched).
+    /// </summary>
+    private EvaluationResult Evaluate(GlmBlockModel network, ITrainingSampleSource eval, int step)
+    {
+        var o = _options;
+        var collator = new BlankInfillingCollator(o.SpecialTokens, o.Collator, (ulong)o.Seed ^ 0x5EED_5EEDUL, o.SentenceEndTokenIds);
+        using var noGrad = torch.no_grad();
+        double nll = 0, characters = 0;
+        long scored = 0;
+        foreach (var chunk in eval.ReadFrom(0).Take(o.EvalSamples).Chunk(o.BatchSize))
+        {
+            var batch = collator.Collate(chunk);
+            using var scope = NewDisposeScope();
+            var (sum, count) = GlmTrainingStep.MaskedNll(network, batch);
+            nll += sum.item<float>();
+            scored += count;
+            var text = new List<int>();
+            for (int i = 0; i < batch.TargetIds.Length; i++)
+                if (batch.LossMask[i] > 0 && batch.TargetIds[i] != o.SpecialTokens.Eop) text.Add(batch.TargetIds[i]);
+            characters += o.CountCharacters is not null ? o.CountCharacters(text) : (o.CharactersPerToken ?? 0) * text.Count;
+        }
+        if (scored == 0) throw new GlmException("evaluation scored no tokens; expected held-out samples with at least 3 tokens.");
+        double? bpc = characters > 0 ? nll / Math.Log(2) / characters : null;
+        return new EvaluationResult(step, nll / scored, bpc, scored);
+    }
+}

@@ -1,0 +1,45 @@
+using Glm.Engine.Modeling;
+using Glm.Engine.Training.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Glm.Engine.Training;
+
+/// <summary>Forward pass and masked loss of one collated GLM batch (glm-formats §1.4 step 6: labels are not shifted).</summary>
+internal static class GlmTrainingStep
+{
+    /// <summary>
+    /// Summed NLL (nats) over tokens whose loss mask is 1, and their count. The mask is built from each sample's Part-A
+    /// length: rows see all of Part A and causally Part B; right padding is never visible to real rows.
+    /// </summary>
+    public static (Tensor NllSum, long ScoredTokens) MaskedNll(GlmBlockModel network, BlankInfillingBatch batch)
+    {
+        long b = batch.BatchSize, l = batch.Length;
+        var device = network.Device;
+        int maxPosition = Math.Max(batch.PositionIds.Max(), batch.BlockPositionIds.Max());
+        if (maxPosition > network.MaxPositions)
+            throw new GlmException($"a training batch needs position id {maxPosition}; the model's max_sequence_length is {network.MaxPositions}. Use shorter samples or a larger max_sequence_length.");
+        var ids = tensor(batch.InputIds.Select(x => (long)x).ToArray(), new[] { b, l }, device: device);
+        var targets = tensor(batch.TargetIds.Select(x => (long)x).ToArray(), new[] { b * l }, device: device);
+        var positions = stack(new[]
+        {
+            tensor(batch.PositionIds.Select(x => (long)x).ToArray(), new[] { b, l }),
+            tensor(batch.BlockPositionIds.Select(x => (long)x).ToArray(), new[] { b, l }),
+        }, 1).to(device);
+        var lossMask = tensor(batch.LossMask, new[] { b * l }, device: device);
+        var logits = network.Forward(ids, positions, null, SepMask(batch.Seps, l, device), lastOnly: false);
+        var nll = F.cross_entropy(logits.to(ScalarType.Float32).view(b * l, -1), targets, reduction: nn.Reduction.None);
+        long scored = (long)batch.LossMask.Sum();
+        return ((nll * lossMask).sum(), scored);
+    }
+
+    /// <summary>Bool [b, 1, l, l]: key j visible to query i when j &lt; sep_b or j ≤ i.</summary>
+    public static Tensor SepMask(int[] seps, long length, Device device)
+    {
+        var causal = ones(new[] { length, length }, dtype: ScalarType.Bool, device: device).tril().view(1, 1, length, length);
+        var columns = arange(length, device: device).view(1, 1, 1, length);
+        var sep = tensor(seps.Select(x => (long)x).ToArray(), device: device).view(-1, 1, 1, 1);
+        return columns.lt(sep).logical_or(causal);
+    }
+}

@@ -1,0 +1,173 @@
+using Glm.Engine.Checkpoints;
+using Glm.Engine.Modeling;
+using Glm.Engine.Tests.Checkpoints;
+using Glm.Engine.Training;
+using Glm.Engine.Training.Data;
+using TorchSharp;
+using static Glm.Engine.Tests.Modeling.GlmBlockTestSupport;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Tests.Training;
+
+public class GlmPretrainerTests
+{
+    private static readonly GlmSpecialTokens Tokens = new(Cls, Mask, SMask, GMask, Sop, Eop, Eos, Eos);
+
+    /// <summary>Repetitive text: [CLS] then a cycle of <paramref name="period"/> letters, shifted per sample.</summary>
+    private static List<int[]> RepetitiveCorpus(int samples, int length = 24, int period = 5) =>
+        Enumerable.Range(0, samples).Select(s =>
+            new[] { Cls }.Concat(Enumerable.Range(0, length).Select(i => FirstText + (s + i) % period)).ToArray()).ToList();
+
+    private static GlmPretrainingOptions Options(string outFolder, int steps) => new()
+    {
+        OutputFolder = outFolder,
+        Model = GlmPretrainer.OwnModelConfig(vocabSize: 72, hidden: 32, layers: 2, heads: 4, maxSequenceLength: 64, Tokens),
+        SpecialTokens = Tokens,
+        Collator = new BlankInfillingOptions { SpanProbability = 0.6, SentenceProbability = 0 },
+        Steps = steps,
+        BatchSize = 4,
+        LearningRate = 3e-3,
+        MinLearningRate = 3e-4,
+        WarmupSteps = 5,
+        EvalEvery = 0,
+        EvalSamples = 8,
+        CheckpointEvery = 0,
+        CharactersPerToken = 1.0,
+        PeakMeasureSeconds = 0.05,
+        Seed = 99,
+    };
+
+    private sealed class SyncProgress(Action<TrainingProgress> onReport) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => onReport(value);
+    }
+
+    [Fact]
+    public void LossDecreasesOnATinyRepetitiveCorpusAndOutputsAreWritten()
+    {
+        using var dir = new CheckpointTempDir();
+        var options = Options(dir.Path, steps: 50);
+        var reports = new List<TrainingProgress>();
+        var result = new GlmPretrainer(options).Run(new ListSampleSource(RepetitiveCorpus(32)), new ListSampleSource(RepetitiveCorpus(8)),
+            new SyncProgress(reports.Add));
+
+        Assert.False(result.Interrupted);
+        Assert.Equal(50, result.StepsCompleted);
+        double first = result.Losses.Take(5).Average(), last = result.Losses.TakeLast(5).Average();
+        Assert.True(last < 0.5 * first, $"loss {first:F3} → {last:F3}");
+        Assert.Equal(50, reports.Count(r => r.Event == TrainingEvent.Step));
+        Assert.All(reports.Where(r => r.Event == TrainingEvent.Step), r => Assert.True(r.TokensPerSecond > 0 && r.LearningRate > 0));
+        var evaluation = Assert.Single(result.Evaluations);
+        Assert.True(evaluation.Loss < first);
+        Assert.Equal(evaluation.Loss / Math.Log(2) * evaluation.ScoredTokens, evaluation.BitsPerCharacter!.Value * CharactersOf(evaluation), 3);
+        Assert.True(File.Exists(Path.Combine(dir.Path, "loss.png")) && new FileInfo(Path.Combine(dir.Path, "loss.png")).Length > 1000);
+        Assert.True(File.Exists(Path.Combine(dir.Path, "checkpoint", "optimizer.bin")));
+        using var trained = GlmModel.Load(result.ModelFolder!, Fp32Cpu);
+        Assert.Equal(GeluVariant.Tanh, trained.Config.Gelu);
+        Assert.Equal(Sop, trained.BlankTokens!.Sop);
+        Assert.True(result.PeakGFlops > 0 && result.AchievedGFlops > 0);
+    }
+
+    // With one character per token, characters = scored tokens minus the eop targets; recover that count from bpc.
+    private static double CharactersOf(EvaluationResult e) => e.Loss / Math.Log(2) * e.ScoredTokens / e.BitsPerCharacter!.Value;
+
+    [Fact]
+    public void InterruptedAndResumedRunEqualsAStraightRunBitwise()
+    {
+        using var dir = new CheckpointTempDir();
+        var corpus = RepetitiveCorpus(10, period: 7);
+        string straight = Path.Combine(dir.Path, "straight"), resumed = Path.Combine(dir.Path, "resumed");
+        GlmPretrainingOptions Opts(string folder) => Options(folder, steps: 6) with { GradientAccumulation = 2, WeightDecay = 0.1 };
+
+        var a = new GlmPretrainer(Opts(straight)).Run(new ListSampleSource(corpus), null);
+
+        using var cts = new CancellationTokenSource();
+        var first = new GlmPretrainer(Opts(resumed)).Run(new ListSampleSource(corpus), null,
+            new SyncProgress(p => { if (p.Event == TrainingEvent.Step && p.Step == 3) cts.Cancel(); }), cts.Token);
+        Assert.True(first.Interrupted);
+        Assert.Equal(3, first.StepsCompleted);
+        Assert.Null(first.ModelFolder);
+        // Fresh objects (as a new process would build them) continue from the checkpoint.
+        int stepsAfterResume = 0;
+        var b = new GlmPretrainer(Opts(resumed)).Run(new EnumerableSampleSource(() => corpus), null,
+            new SyncProgress(p => { if (p.Event == TrainingEvent.Step) stepsAfterResume++; }));
+        Assert.Equal(6, b.StepsCompleted);
+        Assert.Equal(3, stepsAfterResume);
+        Assert.Equal(a.Losses, b.Losses);
+
+        using var scope = NewDisposeScope();
+        using var ra = CheckpointReader.Open(a.ModelFolder!);
+        using var rb = CheckpointReader.Open(b.ModelFolder!);
+        Assert.Equal(ra.Names.Order(), rb.Names.Order());
+        foreach (var name in ra.Names)
+            Assert.True(ra.Load(name).eq(rb.Load(name)).all().item<bool>(), $"{name} differs after resume");
+    }
+
+    [Fact]
+    public void Bf16TrainingRunsWithFp32MasterWeights()
+    {
+        using var dir = new CheckpointTempDir();
+        var result = new GlmPretrainer(Options(dir.Path, steps: 3) with { DType = "bf16" })
+            .Run(new ListSampleSource(RepetitiveCorpus(8)), null);
+        Assert.All(result.Losses, l => Assert.True(double.IsFinite(l) && l > 0));
+        Assert.Equal("float32", GlmConfig.Load(result.ModelFolder!).TorchDtype);
+    }
+
+    [Fact]
+    public void BatchedMaskedLossEqualsPerSampleScoringUnderTheInferenceRule()
+    {
+        var cfg = GlmPretrainer.OwnModelConfig(72, 32, 2, 4, 64, Tokens);
+        using var model = Model(cfg, RandomTensors(cfg, 4));
+        var network = (GlmBlockModel)model.Network;
+        var collator = new BlankInfillingCollator(Tokens, new BlankInfillingOptions { SpanProbability = 0, SentenceProbability = 0 }, seed: 5);
+        var samples = RepetitiveCorpus(3, length: 20, period: 6).Select((s, i) => s.Take(12 + 4 * i).ToArray()).ToList();
+        var batch = collator.Collate(samples, BlankInfillingMode.Document); // one gMASK each: the inference rule applies
+
+        double expected = 0;
+        long expectedCount = 0;
+        for (int b = 0; b < batch.BatchSize; b++)
+        {
+            int length = Enumerable.Range(0, batch.Length).Last(i => batch.LossMask[b * batch.Length + i] > 0) + 1;
+            var ids = batch.InputIds.Skip(b * batch.Length).Take(length).ToArray();
+            var logits = model.ComputeLogits(ids);
+            for (int i = 0; i < length; i++)
+            {
+                if (batch.LossMask[b * batch.Length + i] == 0) continue;
+                var row = Enumerable.Range(0, cfg.VocabSize).Select(j => (double)logits[i, j]).ToArray();
+                double max = row.Max();
+                expected += max + Math.Log(row.Sum(v => Math.Exp(v - max))) - row[batch.TargetIds[b * batch.Length + i]];
+                expectedCount++;
+            }
+        }
+        foreach (bool fused in new[] { false, true })
+        {
+            network.UseFusedAttention = fused;
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var (sum, count) = Glm.Engine.Training.GlmTrainingStep.MaskedNll(network, batch);
+            Assert.Equal(expectedCount, count);
+            Assert.Equal(expected, sum.item<float>(), expected * 1e-5);
+        }
+    }
+
+    [Fact]
+    public void ScheduleWarmsUpLinearlyThenDecaysToTheMinimum()
+    {
+        var s = new LearningRateSchedule(1e-3, 1e-4, WarmupSteps: 4, TotalSteps: 20);
+        Assert.Equal(2.5e-4, s.At(0), 12);
+        Assert.Equal(1e-3, s.At(3), 12);
+        Assert.Equal(1e-3, s.At(4), 12);
+        Assert.Equal(1e-4, s.At(19), 12);
+        Assert.True(s.At(10) < s.At(5) && s.At(10) > s.At(15));
+    }
+
+    [Fact]
+    public void BadOptionsAreRejectedWithTheFieldName()
+    {
+        using var dir = new CheckpointTempDir();
+        var ex = Assert.Throws<GlmException>(() => new GlmPretrainer(Options(dir.Path, 5) with { DType = "fp16" }));
+        Assert.Contains("DType", ex.Message);
+        ex = Assert.Throws<GlmException>(() => new GlmPretrainer(Options(dir.Path, 5) with { Model = ModelPresets.Get("glm4-tiny") }));
+        Assert.Contains("original-GLM", ex.Message);
+    }
+}
