@@ -40,6 +40,9 @@ public sealed class OwnBpeTokenizer : IGlmTokenizer
     /// <inheritdoc />
     public int VocabSize { get; }
 
+    /// <inheritdoc />
+    public int? EosId => SpecialTokenId("<|endoftext|>");
+
     /// <summary>Number of BPE ranks (ids below it are byte-string tokens).</summary>
     public int RankCount => _rankBytes.Length;
 
