@@ -43,6 +43,8 @@ public static class GlmCommandLine
         root.Add(TokenizeVerb.Create(console));
         root.Add(PerplexityVerb.Create(console));
         root.Add(BenchVerb.Create(console));
+        root.Add(TrainTokenizerVerb.Create(console));
+        root.Add(PretrainVerb.Create(console));
         return root;
     }
 }

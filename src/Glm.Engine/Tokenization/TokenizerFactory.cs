@@ -24,6 +24,9 @@ public static class TokenizerFactory
         if (modelType is not null && modelType is not ("chatglm" or "glm" or "glm4"))
             throw new GlmException($"'{Path.Combine(modelFolder, "config.json")}': model_type '{modelType}' is not a GLM family type (expected chatglm, glm or glm4).");
 
+        if (File.Exists(Path.Combine(modelFolder, Training.BpeTokenizerTrainer.RankFileName)))
+            return Training.OwnBpeTokenizer.Load(modelFolder); // our own byte-level BPE (tokenizer.tiktoken + tokenizer_config.json)
+
         if (modelType is null or "glm")
         {
             foreach (string name in OriginalGlmFiles)

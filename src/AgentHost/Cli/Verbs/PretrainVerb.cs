@@ -1,0 +1,97 @@
+using System.CommandLine;
+using System.Globalization;
+using Glm.Engine;
+using Glm.Engine.Tokenization.Training;
+using Glm.Engine.Training;
+using Glm.Engine.Training.Data;
+
+namespace AgentHost.Cli.Verbs;
+
+/// <summary><c>glm pretrain</c>: GLM from scratch with autoregressive blank infilling; resumes from its own checkpoints.</summary>
+internal static class PretrainVerb
+{
+    public static Command Create(CliConsole console)
+    {
+        var corpus = new Option<string>("--corpus") { Description = "Folder of UTF-8 .txt files; a fixed 2% tail of each is held out.", Required = true };
+        var tokenizerDir = new Option<string>("--tokenizer") { Description = "Folder with tokenizer.tiktoken (from glm train-tokenizer).", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoint/, model/, loss.png, token cache.", Required = true };
+        var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 4 };
+        var hidden = new Option<int>("--hidden") { DefaultValueFactory = _ => 256 };
+        var heads = new Option<int>("--heads") { DefaultValueFactory = _ => 4 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per packed sample ([CLS] included).", DefaultValueFactory = _ => 256 };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 2000 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16 };
+        var accumulation = new Option<int>("--grad-accum") { DefaultValueFactory = _ => 1 };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3 };
+        var minLr = new Option<double>("--min-lr") { DefaultValueFactory = _ => 1e-4 };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 100 };
+        var evalEvery = new Option<int>("--eval-every") { DefaultValueFactory = _ => 200 };
+        var evalSamples = new Option<int>("--eval-samples") { DefaultValueFactory = _ => 64 };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 100 };
+        var dtype = new Option<string>("--dtype") { Description = "fp32 or bf16 (mixed precision).", DefaultValueFactory = _ => "fp32" };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
+        var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 1234 };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var cmd = new Command("pretrain", "Train a GLM from scratch on a corpus (blank infilling: spans, sentences, documents). Re-running the same command resumes.");
+        foreach (var o in new Option[] { corpus, tokenizerDir, output, layers, hidden, heads, seqLen, steps, batch, accumulation, lr, minLr, warmup,
+                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device })
+            cmd.Add(o);
+        cmd.SetAction(async (parse, ct) =>
+        {
+            string outDir = parse.GetValue(output)!, tokDir = parse.GetValue(tokenizerDir)!;
+            var tokenizer = OwnBpeTokenizer.Load(tokDir);
+            var tokens = GlmSpecialTokens.FromTokenizer(tokenizer);
+            var split = CorpusSplit.Load(parse.GetValue(corpus)!);
+            console.Error.WriteLine($"corpus: {split.Train.Count} training and {split.Validation.Count} validation documents");
+            var progressTok = new Progress<(int Done, int Total)>(p => { if (p.Done == p.Total) console.Error.WriteLine($"tokenized {p.Total} documents"); });
+            var trainIds = TokenizedCorpus.LoadOrBuild(split.Train, tokenizer, Path.Combine(outDir, "data", "train.tok"), progressTok, ct);
+            var validIds = TokenizedCorpus.LoadOrBuild(split.Validation, tokenizer, Path.Combine(outDir, "data", "valid.tok"), progressTok, ct);
+            int sampleLength = parse.GetValue(seqLen);
+            var train = new EnumerableSampleSource(() => Samples(new PackedSampleStream(trainIds, sampleLength, tokens)));
+            var validStream = new PackedSampleStream(validIds, sampleLength, tokens);
+            var validSamples = Enumerable.Range(0, parse.GetValue(evalSamples)).Select(_ => validStream.Next()).ToList();
+
+            var config = GlmPretrainer.OwnModelConfig(tokenizer.VocabSize, parse.GetValue(hidden), parse.GetValue(layers), parse.GetValue(heads), sampleLength + 1, tokens);
+            var options = new GlmPretrainingOptions
+            {
+                OutputFolder = outDir, Model = config, SpecialTokens = tokens,
+                SentenceEndTokenIds = BlankInfillingCollator.FindSentenceEndTokenIds(tokenizer),
+                Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), GradientAccumulation = parse.GetValue(accumulation),
+                LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup),
+                EvalEvery = parse.GetValue(evalEvery), EvalSamples = validSamples.Count, CheckpointEvery = parse.GetValue(checkpointEvery),
+                DType = parse.GetValue(dtype)!, Threads = parse.GetValue(threads), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
+                CountCharacters = ids => tokenizer.Decode(ids.Where(i => !tokenizer.IsSpecial(i)), skipSpecialTokens: true).EnumerateRunes().LongCount(),
+                TokenizerFiles = new[] { Path.Combine(tokDir, BpeTokenizerTrainer.RankFileName), Path.Combine(tokDir, BpeTokenizerTrainer.ConfigFileName) },
+            };
+            var inv = CultureInfo.InvariantCulture;
+            var progress = new Progress<TrainingProgress>(p =>
+            {
+                switch (p.Event)
+                {
+                    case TrainingEvent.Evaluation when p.Evaluation is { } e:
+                        console.Out.WriteLine(string.Format(inv, "eval step {0}: loss {1:F4}  bits/char {2:F4}", e.Step, e.Loss, e.BitsPerCharacter ?? double.NaN));
+                        break;
+                    case TrainingEvent.Step when p.Step % 10 == 0 || p.Step == 1:
+                        console.Out.WriteLine(string.Format(inv, "step {0}/{1}  loss {2:F4}  lr {3:E2}  |g| {4:F2}  {5:F0} tok/s  {6:F1} GFLOP/s ({7:P1} of measured GEMM peak {8:F0})",
+                            p.Step, p.TotalSteps, p.Loss, p.LearningRate, p.GradientNorm, p.TokensPerSecond, p.AchievedGFlops,
+                            p.PeakGFlops > 0 ? p.AchievedGFlops / p.PeakGFlops : double.NaN, p.PeakGFlops));
+                        break;
+                    case TrainingEvent.Checkpoint or TrainingEvent.Finished or TrainingEvent.Started when p.Message is not null:
+                        console.Error.WriteLine($"[{p.Event.ToString().ToLowerInvariant()}] {p.Message}");
+                        break;
+                }
+            });
+            var result = await new GlmPretrainer(options).RunAsync(train, new ListSampleSource(validSamples), progress, ct);
+            console.Out.WriteLine(string.Format(inv, "{0} after {1} steps; {2:N0} parameters; {3:F0} tok/s; {4:F1} GFLOP/s = {5:P1} of the {6:F0} GFLOP/s GEMM peak measured in this run; loss curve {7}",
+                result.Interrupted ? "interrupted" : "finished", result.StepsCompleted, result.Parameters, result.TokensPerSecond,
+                result.AchievedGFlops, result.PeakRatio, result.PeakGFlops, result.LossCurvePng));
+            return result.Interrupted ? 130 : 0;
+        });
+        return cmd;
+    }
+
+    private static IEnumerable<int[]> Samples(PackedSampleStream stream)
+    {
+        while (true) yield return stream.Next();
+    }
+}
