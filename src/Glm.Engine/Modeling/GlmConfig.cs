@@ -251,7 +251,7 @@ public sealed record GlmConfig
     public JsonObject ToJson()
     {
         var eos = new JsonArray(EosTokenIds.Select(i => (JsonNode)JsonValue.Create(i)!).ToArray());
-        return Layout switch
+        var json = Layout switch
         {
             GlmLayout.ChatGlm => new JsonObject
             {
@@ -289,6 +289,9 @@ public sealed record GlmConfig
                 ["eop_token_id"] = BlankTokens?.Eop,
             },
         };
+        // Unknown optional ids (e.g. no blank tokens recorded) are left out rather than written as null.
+        foreach (var key in json.Where(p => p.Value is null).Select(p => p.Key).ToList()) json.Remove(key);
+        return json;
     }
 
     /// <summary>Reads typed fields and names the file and field when one is missing or of the wrong type.</summary>

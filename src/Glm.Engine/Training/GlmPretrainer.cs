@@ -61,8 +61,8 @@ public sealed class GlmPretrainer
 
     /// <summary>
     /// Trains until <see cref="GlmPretrainingOptions.Steps"/> optimizer steps are done (continuing a checkpoint when
-    /// <see cref="GlmPretrainingOptions.Resume"/> is set) or <paramref name="cancellationToken"/> fires; in both cases a
-    /// checkpoint is written before returning.
+    /// <see cref="GlmPretrainingOptions.Resume"/> is set) or <paramref name="cancellationToken"/> fires (checked between
+    /// optimizer steps, so the step in progress completes); in both cases a checkpoint is written before returning.
     /// </summary>
     public TrainingResult Run(ITrainingSampleSource train, ITrainingSampleSource? eval,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)

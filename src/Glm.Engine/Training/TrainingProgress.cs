@@ -37,7 +37,10 @@ public sealed record TrainingProgress
     public double LearningRate { get; init; }
     /// <summary>Gradient norm before clipping.</summary>
     public double GradientNorm { get; init; }
-    /// <summary>Input tokens (padding excluded) per second, averaged since the run (or resume) started.</summary>
+    /// <summary>
+    /// Sample tokens read from the source per second (before collation adds sop/mask tokens and padding), averaged since
+    /// the run (or resume) started; the figure the 6·N·tokens/s FLOP estimate uses.
+    /// </summary>
     public double TokensPerSecond { get; init; }
     /// <summary>Achieved training GFLOP/s = 6 · parameters · tokens/s / 1e9.</summary>
     public double AchievedGFlops { get; init; }

@@ -220,6 +220,21 @@ public class GlmBlockModelTests
     }
 
     [Fact]
+    public async Task PlainGenerateAsyncIsCausalLeftToRightOnGlmModels()
+    {
+        using var model = Model();
+        var generated = await model.GenerateIdsAsync(Plain, new GenerationOptions { MaxNewTokens = 4 });
+        Assert.Equal(4, generated.Count);
+        var sequence = new List<int>(Plain);
+        foreach (int id in generated)
+        {
+            var logits = model.ComputeLogits(sequence);
+            Assert.Equal(Enumerable.Range(0, model.Config.VocabSize).MaxBy(j => logits[sequence.Count - 1, j]), id);
+            sequence.Add(id);
+        }
+    }
+
+    [Fact]
     public void SopWithoutAMaskInPartAIsRejected()
     {
         using var model = Model();
