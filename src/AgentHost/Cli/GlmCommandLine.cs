@@ -45,6 +45,7 @@ public static class GlmCommandLine
         root.Add(BenchVerb.Create(console));
         root.Add(TrainTokenizerVerb.Create(console));
         root.Add(PretrainVerb.Create(console));
+        root.Add(EvalPretrainVerb.Create(console));
         return root;
     }
 }
