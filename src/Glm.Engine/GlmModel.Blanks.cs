@@ -58,6 +58,21 @@ public sealed partial class GlmModel
 
     private IReadOnlyList<int> GenerateBlank(IReadOnlyList<int> partA, GenerationOptions? options, CancellationToken ct)
     {
+        var tokens = RequireBlankTokens();
+        var generated = new List<int>();
+        foreach (var chunk in GenerateBlankAsync(partA, options, ct).ToBlockingEnumerable(ct))
+            if (chunk.TokenId >= 0 && chunk.Finish is FinishReason.None or FinishReason.Length && chunk.TokenId != tokens.Eop)
+                generated.Add(chunk.TokenId);
+        return generated;
+    }
+
+    /// <summary>
+    /// Streams the contents of the first blank of <paramref name="partA"/> (see <see cref="GenerateBlank(IReadOnlyList{int}, GenerationOptions?)"/>):
+    /// one chunk per token with UTF-8-safe text; the last chunk carries the finish reason (Stop at eop or a stop id/string).
+    /// </summary>
+    public async IAsyncEnumerable<GenerationChunk> GenerateBlankAsync(IReadOnlyList<int> partA, GenerationOptions? options = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
         RequireOriginalGlm(nameof(GenerateBlank));
         options ??= new GenerationOptions();
         options.Validate();
@@ -73,38 +88,59 @@ public sealed partial class GlmModel
         // Block positions run 1..budget+1 and must stay inside the learned table.
         int budget = Math.Min(options.MaxNewTokens, MaxContext - 1);
         var sampler = new TokenSampler(options);
+        var decoder = new StreamingTextDecoder(Tokenizer, options.StopStrings, options.SkipSpecialTokensInText);
         var seen = new List<int>(partA);
-        var generated = new List<int>();
+        int generated = 0;
 
-        ForwardGate.Wait(ct);
+        using var cache = Network.CreateCache(1, partA.Count + 1 + budget);
+        // Part A and sop in one pass: Part-A rows see Part A only; the sop row sees everything.
+        int next = await BlankStepAsync(() =>
+        {
+            var ids = new List<int>(partA) { tokens.Sop };
+            var (positions, blocks) = GlmPositions(ids.Count, partA.Count, maskPosition);
+            return Network.Forward(IdsTensor(ids), PositionTensor(positions, blocks), cache, SepMask(partA.Count, ids.Count), lastOnly: true);
+        }, sampler, seen, ct).ConfigureAwait(false);
+        while (true)
+        {
+            if (stop.Contains(next))
+            {
+                yield return new GenerationChunk(next, decoder.Flush(), FinishReason.Stop, partA.Count, generated);
+                yield break;
+            }
+            generated++;
+            seen.Add(next);
+            string delta = decoder.Push(next);
+            var finish = decoder.StopStringHit ? FinishReason.Stop : generated >= budget ? FinishReason.Length : FinishReason.None;
+            if (finish != FinishReason.None)
+            {
+                yield return new GenerationChunk(next, delta + decoder.Flush(), finish, partA.Count, generated);
+                yield break;
+            }
+            yield return new GenerationChunk(next, delta, FinishReason.None, partA.Count, generated);
+            if (ct.IsCancellationRequested)
+            {
+                yield return new GenerationChunk(-1, "", FinishReason.Cancelled, partA.Count, generated);
+                yield break;
+            }
+            int token = next, blockPosition = generated + 1;
+            next = await BlankStepAsync(() => Network.Forward(IdsTensor(new[] { token }),
+                PositionTensor(new long[] { maskPosition }, new long[] { blockPosition }), cache, null, lastOnly: true), sampler, seen, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<int> BlankStepAsync(Func<Tensor> forward, TokenSampler sampler, List<int> seen, CancellationToken ct)
+    {
+        await ForwardGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            using var inference = torch.inference_mode();
-            using var cache = Network.CreateCache(1, partA.Count + 1 + budget);
-            int next;
-            using (var scope = NewDisposeScope())
+            return await Task.Run(() =>
             {
-                // Part A and sop in one pass: Part-A rows see Part A only; the sop row sees everything.
-                var ids = new List<int>(partA) { tokens.Sop };
-                var (positions, blocks) = GlmPositions(ids.Count, partA.Count, maskPosition);
-                var logits = Network.Forward(IdsTensor(ids), PositionTensor(positions, blocks), cache,
-                    SepMask(partA.Count, ids.Count), lastOnly: true);
-                next = PickToken(logits.view(-1), sampler, seen);
-            }
-            while (!stop.Contains(next) && generated.Count < budget)
-            {
-                ct.ThrowIfCancellationRequested();
-                generated.Add(next);
-                seen.Add(next);
-                if (generated.Count == budget) break;
+                using var inference = torch.inference_mode();
                 using var scope = NewDisposeScope();
-                var logits = Network.Forward(IdsTensor(new[] { next }),
-                    PositionTensor(new long[] { maskPosition }, new long[] { generated.Count + 1 }), cache, null, lastOnly: true);
-                next = PickToken(logits.view(-1), sampler, seen);
-            }
+                return PickToken(forward().view(-1), sampler, seen);
+            }, ct).ConfigureAwait(false);
         }
         finally { ForwardGate.Release(); }
-        return generated;
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Glm.Engine;
 using Glm.Engine.Generation;
+using Glm.Engine.Modeling;
 
 namespace AgentHost.Cli.Verbs;
 
@@ -31,7 +32,11 @@ internal static class GenerateVerb
             var promptIds = idText is not null ? VerbHelpers.ParseIds(idText) : VerbHelpers.PromptIds(glm, text!).ToArray();
             var generated = new List<int>();
             var finish = FinishReason.None;
-            await foreach (var chunk in glm.GenerateAsync(promptIds, options, ct))
+            // Original GLM continues text through its document-level blank: [CLS] prompt [gMASK], then Part B.
+            var stream = glm.Config.Layout == GlmLayout.OriginalGlm && text is not null
+                ? glm.GenerateBlankAsync(VerbHelpers.GlmContinuationPartA(glm, text), options, ct)
+                : glm.GenerateAsync(promptIds, options, ct);
+            await foreach (var chunk in stream)
             {
                 console.Out.Write(chunk.TextDelta);
                 console.Out.Flush();

@@ -48,4 +48,15 @@ internal static class VerbHelpers
         ids.AddRange(tok.Encode(prompt));
         return ids;
     }
+
+    /// <summary>Part A for continuing <paramref name="prompt"/> with an original-GLM model: [CLS] prompt [gMASK].</summary>
+    public static List<int> GlmContinuationPartA(GlmModel model, string prompt)
+    {
+        var tok = RequireTokenizer(model, "a text prompt");
+        var ids = new List<int>();
+        if (tok.SpecialTokenId("[CLS]") is int cls) ids.Add(cls);
+        ids.AddRange(tok.Encode(prompt));
+        ids.Add(tok.SpecialTokenId("[gMASK]") ?? throw new GlmException($"{model.Source}: the tokenizer has no [gMASK]; expected GLM's special tokens."));
+        return ids;
+    }
 }
