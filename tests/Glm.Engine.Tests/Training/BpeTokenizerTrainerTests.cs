@@ -130,3 +130,41 @@ public class BpeTokenizerTrainerTests
         Assert.Single(tok.Encode("我们"));
     }
 }
+
+public class OwnTokenizerPipelineTests
+{
+    [Fact]
+    public void OwnTokenizerFeedsPackedStreamAndCollatorInEveryMode()
+    {
+        string dir = TrainingData.TempDir();
+        string[] docs =
+        [
+            "话说天下大势，分久必合，合久必分。周末七国分争，并入于秦。及秦灭之后，楚、汉分争，又并入于汉。",
+            "我们的朋友在世界各地。你好，世界！世界很大；朋友很多。",
+        ];
+        BpeTokenizerTrainer.Save(BpeTokenizerTrainer.Train(Enumerable.Repeat(docs, 5).SelectMany(d => d), new BpeTrainingOptions { VocabSize = 1000 }), dir);
+        var tok = OwnBpeTokenizer.Load(dir);
+        var ends = BlankInfillingCollator.FindSentenceEndTokenIds(tok);
+        Assert.Contains(tok.Encode("。")[0], ends);
+        Assert.DoesNotContain(tok.Encode("天")[^1], ends);
+
+        var stream = PackedSampleStream.FromDocuments(docs.Select(d => new CorpusDocument("t", d)), tok, 40, tok.SpecialTokens);
+        var samples = new[] { stream.Next(), stream.Next() };
+        var collator = new BlankInfillingCollator(tok.SpecialTokens, new BlankInfillingOptions(), seed: 5, sentenceEndTokenIds: ends);
+        foreach (var mode in Enum.GetValues<BlankInfillingMode>())
+        {
+            var batch = collator.Collate(samples, mode);
+            for (int b = 0; b < samples.Length; b++)
+            {
+                int o = b * batch.Length;
+                var row = batch.TargetIds.AsSpan(o, batch.Length).ToArray();
+                var loss = batch.LossMask.AsSpan(o, batch.Length).ToArray();
+                // Scored targets are text ids, eos or eop only; their text is a part of the sample.
+                var scored = row.Where((_, i) => loss[i] > 0).Where(id => id != tok.SpecialTokens.Eop && id != tok.SpecialTokens.Eos).ToList();
+                Assert.NotEmpty(scored);
+                Assert.All(scored, id => Assert.False(tok.IsSpecial(id)));
+                Assert.Contains(tok.Decode(scored.Take(1)), tok.Decode(samples[b]));
+            }
+        }
+    }
+}
