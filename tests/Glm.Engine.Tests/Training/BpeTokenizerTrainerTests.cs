@@ -90,6 +90,22 @@ public class BpeTokenizerTrainerTests
     }
 
     [Fact]
+    public void ChunkedEncodingOfLongTextEqualsWholeTextEncoding()
+    {
+        var (tok, dir) = TrainTiny();
+        using var stream = File.OpenRead(Path.Combine(dir, BpeTokenizerTrainer.RankFileName));
+        var whole = TiktokenTokenizer.Create(stream, new RegexPreTokenizer(new System.Text.RegularExpressions.Regex(tok.Pattern), null), null, new Dictionary<string, int>());
+        var rng = new GlmRandom(1);
+        string[] breaks = ["\n", "\n\n", "  \n", "。\n", "\n　　", "\n \n", " "];
+        var sb = new StringBuilder();
+        while (sb.Length < 60000) sb.Append(TinyCorpus[rng.NextInt(TinyCorpus.Length)]).Append(breaks[rng.NextInt(breaks.Length)]);
+        string text = sb.ToString();
+        var ids = tok.Encode(text);
+        Assert.Equal(whole.EncodeToIds(text), ids);
+        Assert.Equal(text, tok.Decode(ids));
+    }
+
+    [Fact]
     public void TrainingIsDeterministic()
     {
         var o = new BpeTrainingOptions { VocabSize = 350 };
