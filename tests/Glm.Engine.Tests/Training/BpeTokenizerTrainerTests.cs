@@ -90,6 +90,22 @@ public class BpeTokenizerTrainerTests
     }
 
     [Fact]
+    public void ChunkedEncodingOfLongTextEqualsWholeTextEncoding()
+    {
+        var (tok, dir) = TrainTiny();
+        using var stream = File.OpenRead(Path.Combine(dir, BpeTokenizerTrainer.RankFileName));
+        var whole = TiktokenTokenizer.Create(stream, new RegexPreTokenizer(new System.Text.RegularExpressions.Regex(tok.Pattern), null), null, new Dictionary<string, int>());
+        var rng = new GlmRandom(1);
+        string[] breaks = ["\n", "\n\n", "  \n", "。\n", "\n　　", "\n \n", " "];
+        var sb = new StringBuilder();
+        while (sb.Length < 60000) sb.Append(TinyCorpus[rng.NextInt(TinyCorpus.Length)]).Append(breaks[rng.NextInt(breaks.Length)]);
+        string text = sb.ToString();
+        var ids = tok.Encode(text);
+        Assert.Equal(whole.EncodeToIds(text), ids);
+        Assert.Equal(text, tok.Decode(ids));
+    }
+
+    [Fact]
     public void TrainingIsDeterministic()
     {
         var o = new BpeTrainingOptions { VocabSize = 350 };
@@ -128,5 +144,43 @@ public class BpeTokenizerTrainerTests
         Assert.True(charsPerToken > 1.0, $"chars/token {charsPerToken:F3}");
         Assert.Single(tok.Encode("的"));
         Assert.Single(tok.Encode("我们"));
+    }
+}
+
+public class OwnTokenizerPipelineTests
+{
+    [Fact]
+    public void OwnTokenizerFeedsPackedStreamAndCollatorInEveryMode()
+    {
+        string dir = TrainingData.TempDir();
+        string[] docs =
+        [
+            "话说天下大势，分久必合，合久必分。周末七国分争，并入于秦。及秦灭之后，楚、汉分争，又并入于汉。",
+            "我们的朋友在世界各地。你好，世界！世界很大；朋友很多。",
+        ];
+        BpeTokenizerTrainer.Save(BpeTokenizerTrainer.Train(Enumerable.Repeat(docs, 5).SelectMany(d => d), new BpeTrainingOptions { VocabSize = 1000 }), dir);
+        var tok = OwnBpeTokenizer.Load(dir);
+        var ends = BlankInfillingCollator.FindSentenceEndTokenIds(tok);
+        Assert.Contains(tok.Encode("。")[0], ends);
+        Assert.DoesNotContain(tok.Encode("天")[^1], ends);
+
+        var stream = PackedSampleStream.FromDocuments(docs.Select(d => new CorpusDocument("t", d)), tok, 40, tok.SpecialTokens);
+        var samples = new[] { stream.Next(), stream.Next() };
+        var collator = new BlankInfillingCollator(tok.SpecialTokens, new BlankInfillingOptions(), seed: 5, sentenceEndTokenIds: ends);
+        foreach (var mode in Enum.GetValues<BlankInfillingMode>())
+        {
+            var batch = collator.Collate(samples, mode);
+            for (int b = 0; b < samples.Length; b++)
+            {
+                int o = b * batch.Length;
+                var row = batch.TargetIds.AsSpan(o, batch.Length).ToArray();
+                var loss = batch.LossMask.AsSpan(o, batch.Length).ToArray();
+                // Scored targets are text ids, eos or eop only; their text is a part of the sample.
+                var scored = row.Where((_, i) => loss[i] > 0).Where(id => id != tok.SpecialTokens.Eop && id != tok.SpecialTokens.Eos).ToList();
+                Assert.NotEmpty(scored);
+                Assert.All(scored, id => Assert.False(tok.IsSpecial(id)));
+                Assert.Contains(tok.Decode(scored.Take(1)), tok.Decode(samples[b]));
+            }
+        }
     }
 }

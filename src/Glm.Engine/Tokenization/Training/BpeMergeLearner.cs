@@ -15,11 +15,11 @@ internal sealed class BpeMergeLearner
     private readonly int[] _lengths;
     private readonly long[] _counts;
     private readonly int[] _seenStamp;
-    private readonly Dictionary<long, long> _pairCounts = new();
-    private readonly Dictionary<long, List<int>> _pairWords = new();
+    private readonly Dictionary<long, long> _pairCounts = new(PairKeyComparer.Instance);
+    private readonly Dictionary<long, List<int>> _pairWords = new(PairKeyComparer.Instance);
     private readonly PriorityQueue<long, (long Count, long Key)> _heap = new(Comparer<(long Count, long Key)>.Create(
         (x, y) => x.Count != y.Count ? y.Count.CompareTo(x.Count) : x.Key.CompareTo(y.Key)));
-    private readonly HashSet<long> _changed = new();
+    private readonly HashSet<long> _changed = new(PairKeyComparer.Instance);
     private readonly List<byte[]> _tokens = new();
     private readonly List<sbyte> _room = new(); // ≥ 0: whole characters (0) / a character head missing that many bytes; -1: continuation bytes only
 

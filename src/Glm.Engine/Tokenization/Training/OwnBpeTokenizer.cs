@@ -103,8 +103,27 @@ public sealed class OwnBpeTokenizer : IGlmTokenizer
         return new OwnBpeTokenizer(tiktoken, rankBytes, specials, pattern);
     }
 
+    /// <summary>Texts longer than this are encoded in chunks (keeps long novels fast and memory flat).</summary>
+    private const int ChunkChars = 8192;
+
     /// <inheritdoc />
-    public IReadOnlyList<int> Encode(string text) => _tiktoken.EncodeToIds(text);
+    /// <remarks>Long texts are cut just after a line break that is followed by a non-space character: no
+    /// pre-tokenizer piece of the GLM-4 pattern can span such a point, so the ids equal those of one whole-text call.</remarks>
+    public IReadOnlyList<int> Encode(string text)
+    {
+        if (text.Length <= 2 * ChunkChars) return _tiktoken.EncodeToIds(text);
+        var ids = new List<int>(text.Length);
+        int start = 0;
+        while (start < text.Length)
+        {
+            int end = start + ChunkChars;
+            while (end < text.Length && !(text[end - 1] == '\n' && !char.IsWhiteSpace(text[end]))) end++;
+            if (text.Length - end < ChunkChars / 4) end = text.Length; // no tiny tail chunk
+            ids.AddRange(_tiktoken.EncodeToIds(text.AsSpan(start, end - start)));
+            start = end;
+        }
+        return ids;
+    }
 
     /// <inheritdoc />
     public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false)

@@ -59,7 +59,7 @@ public sealed class NGramBaseline
         if (discount is <= 0 or >= 1) throw new GlmException($"NGramBaseline discount = {discount} is invalid: expected a value in (0, 1).");
         if (unigramAlpha <= 0) throw new GlmException($"NGramBaseline unigramAlpha = {unigramAlpha} is invalid: expected > 0.");
         var unigram = new long[vocabSize];
-        var bigram = new Dictionary<long, long>();
+        var bigram = new Dictionary<long, long>(Glm.Engine.Tokenization.Training.PairKeyComparer.Instance);
         int seq = 0;
         foreach (var ids in sequences)
         {

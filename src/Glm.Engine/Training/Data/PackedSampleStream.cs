@@ -81,10 +81,7 @@ public sealed class PackedSampleStream
 
     private void Advance()
     {
-        _offset = 0;
-        do
-        {
-            if (++_document == _documents.Count) { _document = 0; _epoch++; }
-        } while (_documents[_document].Length == 0);
+        _offset = 0; // an empty document still contributes its eos, so cursors stay simple
+        if (++_document == _documents.Count) { _document = 0; _epoch++; }
     }
 }
