@@ -97,7 +97,7 @@ public static class GlmPromptMapper
     public static string ArgumentsJson(FunctionCallContent call)
     {
         if (call.RawRepresentation is ToolCall raw) return raw.ArgumentsJson;
-        return JsonSerializer.Serialize(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions);
+        return PythonStyleJson.Serialize(call.Arguments ?? new Dictionary<string, object?>());
     }
 
     /// <summary>A function result as observation text: strings as they are, anything else as JSON.</summary>
@@ -106,8 +106,8 @@ public static class GlmPromptMapper
         null when result.Exception is not null => $"Error: {result.Exception.Message}",
         null => "null",
         string s => s,
-        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : e.GetRawText(),
-        var other => JsonSerializer.Serialize(other, AIJsonUtilities.DefaultOptions),
+        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : PythonStyleJson.Dumps(e),
+        var other => PythonStyleJson.Serialize(other),
     };
 
     /// <summary><c>{"city": "北京", "n": 2}</c> → <c>city="北京", n=2</c> (Python literals: True/False/None).</summary>
