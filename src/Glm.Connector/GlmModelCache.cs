@@ -17,7 +17,7 @@ public static class GlmModelCache
         ArgumentException.ThrowIfNullOrWhiteSpace(modelPath);
         options ??= new GlmLoadOptions();
         bool random = modelPath.StartsWith("random:", StringComparison.Ordinal);
-        string source = random ? modelPath : Path.GetFullPath(modelPath);
+        string source = random ? modelPath : Path.TrimEndingDirectorySeparator(Path.GetFullPath(modelPath));
         string key = $"{source}|{options.Device}|{options.DType}|{options.MaxContext}|{options.Seed}";
         var lazy = Models.GetOrAdd(key, _ => new Lazy<GlmModel>(() => random
             ? GlmModel.CreateRandom(modelPath["random:".Length..], options)
