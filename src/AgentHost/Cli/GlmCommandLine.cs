@@ -43,6 +43,7 @@ public static class GlmCommandLine
         root.Add(TokenizeVerb.Create(console));
         root.Add(PerplexityVerb.Create(console));
         root.Add(BenchVerb.Create(console));
+        root.Add(ServeVerb.Create(console));
         return root;
     }
 }
