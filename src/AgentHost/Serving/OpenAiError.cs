@@ -33,6 +33,7 @@ public sealed class OpenAiError : Exception
     {
         if (response.HasStarted) return;
         response.StatusCode = Status;
+        if (Status == 413) response.Headers.Connection = "close"; // the unread body makes the connection unusable
         response.ContentType = "application/json";
         await response.WriteAsync(JsonSerializer.Serialize(Body())).ConfigureAwait(false);
     }

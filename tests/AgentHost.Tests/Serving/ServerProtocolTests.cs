@@ -55,7 +55,8 @@ public sealed class ServerProtocolTests
 
         var chunked = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StreamContent(new MemoryStream(Encoding.UTF8.GetBytes(big))) };
         chunked.Headers.TransferEncodingChunked = true;
-        await ErrorOf(await server.Http.SendAsync(chunked), HttpStatusCode.RequestEntityTooLarge);
+        using (var fresh = new HttpClient { BaseAddress = server.BaseAddress })
+            await ErrorOf(await fresh.SendAsync(chunked), HttpStatusCode.RequestEntityTooLarge);
 
         await ErrorOf(await server.Http.GetAsync("/v1/nothing-here"), HttpStatusCode.NotFound);
         var embeddings = await ErrorOf(await server.PostJsonAsync("/v1/embeddings", """{"model":"glm-test","input":"x"}"""), HttpStatusCode.BadRequest);
