@@ -108,7 +108,7 @@ public sealed class GlmChatClient : IChatClient
 
     /// <summary>
     /// Interprets a complete raw reply with the model's parser: text, tool calls (names as advertised, fresh call ids,
-    /// <see cref="FunctionCallContent.RawRepresentation"/> = the parsed <see cref="ToolCall"/>), or text plus an
+    /// <c>RawRepresentation</c> = the parsed <see cref="ToolCall"/>), or text plus an
     /// <see cref="ErrorContent"/> when a tool call was malformed.
     /// </summary>
     internal List<AIContent> ParseReply(string rawOutput, IReadOnlyList<ToolDefinition> tools)
