@@ -11,7 +11,7 @@ namespace Glm.Engine.Modeling;
 /// Activations are batch-first [b, s, H]. Parameter names follow the THUDM checkpoint; HF names are mapped in
 /// <see cref="ChatGlmCheckpointNames"/>.
 /// </summary>
-internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork
+internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNetwork
 {
     private readonly GlmConfig _cfg;
     private readonly Weights _wordEmbeddings;
@@ -86,6 +86,23 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork
         var x32 = x.to(ScalarType.Float32);
         var normed = x32 * (x32 * x32).mean(new long[] { -1 }, keepdim: true).add_(eps).rsqrt_();
         return castBeforeWeight ? weight * normed.to(dtype) : (weight * normed).to(dtype);
+    }
+
+
+    // ---- IHiddenStateNetwork (embeddings): the forward pass without the output head, stopped after a chosen block. ----
+
+    public int LayerCount => _layers.Count;
+
+    public Tensor HiddenStates(Tensor inputIds, Tensor positionIds, int layers)
+    {
+        if (layers < 0 || layers > _layers.Count)
+            throw new ArgumentOutOfRangeException(nameof(layers), layers, $"expected 0..{_layers.Count}");
+        long b = inputIds.shape[0], s = inputIds.shape[1];
+        var x = _wordEmbeddings.Weight.index_select(0, inputIds.reshape(-1)).view(b, s, -1);
+        var (cos, sin) = _rope.Gather(positionIds);
+        for (int i = 0; i < layers; i++)
+            x = _layers[i].Forward(x, cos, sin, _rope, null, i, null, _hfNormRounding);
+        return layers == _layers.Count ? RmsNorm(x, _finalNorm.Weight, _cfg.NormEps, _hfNormRounding) : x;
     }
 
     public IEnumerable<(string Name, Tensor Tensor)> NamedWeights() =>
