@@ -60,6 +60,8 @@ public sealed class EncoderEmbeddingModel : IDisposable
     /// <summary>Where the weights came from.</summary>
     public string Source { get; }
 
+    internal EncoderNetwork Network => _runner.Network;
+
     private EncoderEmbeddingModel(EncoderRunner runner, EncoderConfig config, EncoderTokenizer tokenizer, EncoderPooling pooling,
         string instruction, bool normalize, string source)
     {
