@@ -104,10 +104,16 @@ internal sealed class EncoderNetwork : nn.Module
         x = tokenTypeIds is null
             ? x + _tokenType.Weight[0]
             : x + _tokenType.Weight.index_select(0, tokenTypeIds.reshape(-1)).view(b, s, -1);
-        x = LayerNorm(x, _embNorm);
+        // Blocks work on [b·s, H]: 2-D F.linear is markedly faster than 3-D on the CPU backend.
+        x = LayerNorm(x, _embNorm).view(b * s, -1);
         var mask = attentionMask.to(ScalarType.Bool).view(b, 1, 1, s);
-        for (int i = 0; i < _layers.Count; i++) x = _layers[i].Forward(x, mask);
-        return x.MoveToOuterDisposeScope();
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            // Per-layer scope: a block's intermediates (the [b·s, FFN] activations above all) are freed before the next one.
+            using var layerScope = NewDisposeScope();
+            x = _layers[i].Forward(x, mask, b, s).MoveToOuterDisposeScope();
+        }
+        return x.view(b, s, -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>BERT pooler: tanh(dense(hidden[:, 0])) → [b, H]. Requires the pooler weights.</summary>
@@ -163,14 +169,13 @@ internal sealed class EncoderBlock : nn.Module
         register_module("output", output);
     }
 
-    /// <summary><paramref name="mask"/> is bool [b, 1, 1, s]: keys that may be attended.</summary>
-    public Tensor Forward(Tensor x, Tensor mask)
+    /// <summary><paramref name="x"/> is [b·s, H]; <paramref name="mask"/> is bool [b, 1, 1, s]: keys that may be attended.</summary>
+    public Tensor Forward(Tensor x, Tensor mask, long b, long s)
     {
-        long b = x.shape[0], s = x.shape[1];
         int nh = _cfg.NumHeads, d = _cfg.HeadDim;
         Tensor Heads(Tensor t) => t.view(b, s, nh, d).transpose(1, 2);
         var ctx = F.scaled_dot_product_attention(Heads(_q.Linear(x)), Heads(_k.Linear(x)), Heads(_v.Linear(x)), attn_mask: mask);
-        var a = _attnOut.Linear(ctx.transpose(1, 2).reshape(b, s, nh * d));
+        var a = _attnOut.Linear(ctx.transpose(1, 2).reshape(b * s, nh * d));
         x = Norm(x + a, _attnNorm);
         var m = _out.Linear(F.gelu(_inter.Linear(x)));
         return Norm(x + m, _outNorm);
