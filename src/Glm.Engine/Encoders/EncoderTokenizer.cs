@@ -75,7 +75,7 @@ public abstract class EncoderTokenizer
 
     /// <summary>
     /// Loads the tokenizer of an encoder folder: <c>vocab.txt</c> (+ <c>tokenizer_config.json</c>) for BERT,
-    /// <c>sentencepiece.bpe.model</c> for XLM-RoBERTa.
+    /// <c>sentencepiece.bpe.model</c> (else a Unigram <c>tokenizer.json</c>) for XLM-RoBERTa.
     /// </summary>
     public static EncoderTokenizer Load(string folder, EncoderFamily family)
     {
@@ -91,7 +91,9 @@ public abstract class EncoderTokenizer
             string path = Path.Combine(folder, name);
             if (File.Exists(path)) return XlmRobertaTokenizer.Load(path);
         }
-        throw new GlmException($"{folder}: no sentencepiece.bpe.model; an XLM-RoBERTa encoder folder needs its SentencePiece model " +
-                               "(tokenizer.json alone is not supported yet).");
+        string json = Path.Combine(folder, "tokenizer.json");
+        if (File.Exists(json)) return XlmRobertaTokenizer.LoadTokenizerJson(json);
+        throw new GlmException($"{folder}: no sentencepiece.bpe.model or tokenizer.json; an XLM-RoBERTa encoder folder needs its " +
+                               "SentencePiece Unigram tokenizer.");
     }
 }

@@ -1,4 +1,3 @@
-using System.Text;
 using Glm.Engine.Tokenization.SentencePiece;
 
 namespace Glm.Engine.Encoders;
@@ -113,65 +112,4 @@ internal sealed class SentencePieceUnigram
         foreach (var _ in s.EnumerateRunes()) count++;
         return count;
     }
-}
-
-/// <summary>
-/// The XLM-RoBERTa tokenizer (transformers <c>XLMRobertaTokenizer</c>/<c>Fast</c>): SentencePiece Unigram pieces mapped to
-/// the fairseq dictionary — &lt;s&gt;=0, &lt;pad&gt;=1, &lt;/s&gt;=2, &lt;unk&gt;=3, every other SentencePiece id + 1, and
-/// &lt;mask&gt; = piece count + 1. Single texts are <c>&lt;s&gt; … &lt;/s&gt;</c>, pairs <c>&lt;s&gt; a &lt;/s&gt;&lt;/s&gt; b &lt;/s&gt;</c>.
-/// </summary>
-public sealed class XlmRobertaTokenizer : EncoderTokenizer
-{
-    private const int FairseqOffset = 1;
-    private readonly SentencePieceUnigram _unigram;
-
-    internal XlmRobertaTokenizer(SentencePieceUnigram unigram) => _unigram = unigram;
-
-    /// <summary>Loads <c>sentencepiece.bpe.model</c> (a Unigram model despite its name).</summary>
-    public static XlmRobertaTokenizer Load(string path)
-    {
-        var model = SentencePieceModel.Load(path);
-        return new XlmRobertaTokenizer(new SentencePieceUnigram(model, path));
-    }
-
-    /// <summary>Parses SentencePiece model bytes (tests build tiny models in memory).</summary>
-    public static XlmRobertaTokenizer FromBytes(byte[] modelProto, string source = "sentencepiece model")
-    {
-        try
-        {
-            return new XlmRobertaTokenizer(new SentencePieceUnigram(SentencePieceModel.Parse(modelProto), source));
-        }
-        catch (FormatException e)
-        {
-            throw new GlmException($"{source}: not a valid SentencePiece model ({e.Message}).", e);
-        }
-    }
-
-    /// <inheritdoc />
-    public override int ClsId => 0;
-    /// <inheritdoc />
-    public override int PadId => 1;
-    /// <inheritdoc />
-    public override int SepId => 2;
-    /// <inheritdoc />
-    public override int UnkId => 3;
-    /// <summary>Id of &lt;mask&gt;.</summary>
-    public int MaskId => _unigram.Count + FairseqOffset;
-    /// <inheritdoc />
-    public override int VocabSize => _unigram.Count + FairseqOffset + 1;
-    /// <inheritdoc />
-    protected override bool BertPairs => false;
-
-    /// <inheritdoc />
-    public override IReadOnlyList<int> Tokenize(string text)
-    {
-        var pieces = _unigram.Encode(text);
-        var ids = new int[pieces.Count];
-        for (int i = 0; i < ids.Length; i++)
-            ids[i] = pieces[i] == _unigram.UnkId ? UnkId : pieces[i] + FairseqOffset;
-        return ids;
-    }
-
-    /// <summary>The SentencePiece pieces of <paramref name="text"/> (for inspection and tests).</summary>
-    public IReadOnlyList<string> Pieces(string text) => _unigram.Encode(text).Select(_unigram.Piece).ToList();
 }

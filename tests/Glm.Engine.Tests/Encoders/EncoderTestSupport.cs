@@ -90,6 +90,39 @@ internal static class EncoderTestSupport
         return ms.ToArray();
     }
 
+    /// <summary>
+    /// The transformers tokenizer.json of the same Unigram model: vocab in fairseq order (&lt;s&gt; &lt;pad&gt; &lt;/s&gt;
+    /// &lt;unk&gt;, the normal pieces, &lt;mask&gt;), specials and the user-defined piece as added tokens.
+    /// </summary>
+    public static string UnigramTokenizerJson((string Piece, float Score, int Type)[] pieces, byte[]? charsMap = null)
+    {
+        var vocab = new List<(string, float)> { ("<s>", 0), ("<pad>", 0), ("</s>", 0), ("<unk>", 0) };
+        vocab.AddRange(pieces.Skip(3).Select(p => (p.Piece, p.Score)));
+        vocab.Add(("<mask>", 0));
+        var added = new System.Text.Json.Nodes.JsonArray();
+        foreach (var (content, special) in new[] { ("<s>", true), ("<pad>", true), ("</s>", true), ("<unk>", true), ("<mask>", true) }
+                     .Concat(pieces.Where(p => p.Type == 4).Select(p => (p.Piece, false))))
+            added.Add(new System.Text.Json.Nodes.JsonObject { ["content"] = content, ["special"] = special });
+        var root = new System.Text.Json.Nodes.JsonObject
+        {
+            ["added_tokens"] = added,
+            ["normalizer"] = charsMap is null ? null : new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "Sequence",
+                ["normalizers"] = new System.Text.Json.Nodes.JsonArray(
+                    new System.Text.Json.Nodes.JsonObject { ["type"] = "Precompiled", ["precompiled_charsmap"] = Convert.ToBase64String(charsMap) },
+                    new System.Text.Json.Nodes.JsonObject { ["type"] = "Replace", ["content"] = " " }),
+            },
+            ["model"] = new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "Unigram",
+                ["unk_id"] = 3,
+                ["vocab"] = new System.Text.Json.Nodes.JsonArray(vocab.Select(v => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonArray(v.Item1, v.Item2)).ToArray()),
+            },
+        };
+        return root.ToJsonString();
+    }
+
     private static void WriteKey(Stream s, int field, int wire) => WriteVarint(s, (ulong)(field << 3 | wire));
 
     private static void WriteVarint(Stream s, ulong v)

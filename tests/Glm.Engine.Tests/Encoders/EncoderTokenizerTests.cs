@@ -126,6 +126,21 @@ public class EncoderTokenizerTests
         Assert.Equal(["\u2581a", "bcd"], tok.Pieces("abcd"));
     }
 
+    [Fact]
+    public void TokenizerJsonOfTheSameModelGivesTheSameIds()
+    {
+        using var dir = new EncoderTempDir();
+        File.WriteAllText(dir.File("tokenizer.json"), UnigramTokenizerJson(UnigramPieces));
+        var fromJson = (XlmRobertaTokenizer)EncoderTokenizer.Load(dir.Path, EncoderFamily.XlmRoberta);
+        var fromModel = Xlmr();
+        foreach (var text in XlmrCases.Select(c => (string)c[0]))
+            Assert.Equal(fromModel.Tokenize(text), fromJson.Tokenize(text));
+        Assert.Equal((fromModel.ClsId, fromModel.PadId, fromModel.SepId, fromModel.UnkId, fromModel.MaskId, fromModel.VocabSize),
+            (fromJson.ClsId, fromJson.PadId, fromJson.SepId, fromJson.UnkId, fromJson.MaskId, fromJson.VocabSize));
+        File.WriteAllText(dir.File("tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}");
+        Assert.Contains("model.type = 'BPE'", Assert.Throws<GlmException>(() => EncoderTokenizer.Load(dir.Path, EncoderFamily.XlmRoberta)).Message);
+    }
+
     [SharedDataFact("data/tokenizers/glm-chinese/cog-pretrain.model")]
     public void XlmRobertaAppliesTheModelsNfkcCharsMap()
     {
@@ -135,6 +150,10 @@ public class EncoderTokenizerTests
         var tok = XlmRobertaTokenizer.FromBytes(UnigramModelProto(UnigramPieces, charsMap));
         Assert.Equal([5, 23, 8], tok.Tokenize("北京，大学"));
         Assert.Equal([15, 16, 17], tok.Tokenize("２０２４")); // full-width digits
+        using var dir = new EncoderTempDir();
+        File.WriteAllText(dir.File("tokenizer.json"), UnigramTokenizerJson(UnigramPieces, charsMap));
+        var fromJson = XlmRobertaTokenizer.LoadTokenizerJson(dir.File("tokenizer.json"));
+        Assert.Equal([5, 23, 8], fromJson.Tokenize("北京，大学"));
     }
 
     [Fact]
