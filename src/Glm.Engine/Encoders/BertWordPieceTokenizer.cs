@@ -122,7 +122,8 @@ public sealed class BertWordPieceTokenizer : EncoderTokenizer
             else cleaned.Append(rune.ToString());
         }
         var words = new List<string>();
-        foreach (var raw in cleaned.ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        // Python's str.split(): also splits on U+2028/U+2029, which the cleaning keeps (they are not "C*" characters).
+        foreach (var raw in cleaned.ToString().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
         {
             string token = raw;
             if (LowerCase) token = token.ToLowerInvariant();

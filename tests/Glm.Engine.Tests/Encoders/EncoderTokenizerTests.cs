@@ -28,6 +28,7 @@ public class EncoderTokenizerTests
         { "北\u200b京", [5, 6] },                     // zero-width space (Cf) is removed
         { "a\u00a0b", [26, 1] },                     // NBSP is whitespace; "b" alone is not in the vocab (only "##b")
         { "ab", [26, 27] },
+        { "a\u2028ab", [26, 26, 27] },                // line separator splits words like Python's str.split()
         { "[SEP]北京", [3, 5, 6] },                   // a special token written in the text stays one token
         { "龘😀", [1, 1] },                           // unknown ideograph, unknown symbol
         { "  \t\n ", [] },
