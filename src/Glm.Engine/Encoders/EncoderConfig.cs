@@ -159,6 +159,7 @@ public sealed record EncoderConfig
 internal sealed class JsonFields(JsonObject json, string source)
 {
     public string Source => source;
+    public JsonObject Json => json;
     public bool Has(string f) => json[f] is not null;
 
     private JsonValue Value(string f) => json[f] as JsonValue

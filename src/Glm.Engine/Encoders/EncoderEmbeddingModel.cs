@@ -77,7 +77,9 @@ public sealed class EncoderEmbeddingModel : IDisposable
     /// <summary>
     /// Loads an embedding model from a Hugging Face / sentence-transformers folder: <c>config.json</c>, weights
     /// (safetensors, sharded or .bin; tensor names with or without <c>bert.</c>/<c>roberta.</c>), <c>vocab.txt</c> or
-    /// <c>sentencepiece.bpe.model</c>, and optionally <c>1_Pooling/config.json</c>.
+    /// <c>sentencepiece.bpe.model</c>, and optionally <c>1_Pooling/config.json</c> (pooling),
+    /// <c>sentence_bert_config.json</c> (<c>max_seq_length</c>, used when <see cref="EncoderOptions.MaxLength"/> is 0) and
+    /// <c>config_sentence_transformers.json</c> (<c>prompts.query</c>).
     /// </summary>
     public static EncoderEmbeddingModel Load(string folder, EncoderEmbeddingOptions? options = null)
     {
@@ -86,16 +88,22 @@ public sealed class EncoderEmbeddingModel : IDisposable
         var tokenizer = EncoderTokenizer.Load(folder, config.Family);
         var pooling = options.Pooling ?? ReadPooling(folder);
         string instruction = options.QueryInstruction ?? DefaultInstruction(folder);
+        int maxLength = options.MaxLength;
+        if (maxLength == 0 && JsonFields.TryLoad(Path.Combine(folder, "sentence_bert_config.json")) is { } sbert)
+            maxLength = Math.Min(sbert.IntOr("max_seq_length", 512), config.MaxSequenceLength);
         using var checkpoint = EncoderRunner.OpenCheckpoint(folder);
         return FromWeights(config, new CheckpointWeightSource(checkpoint), tokenizer,
             new EncoderEmbeddingOptions
             {
-                Device = options.Device, DType = options.DType, MaxLength = options.MaxLength, BatchSize = options.BatchSize,
+                Device = options.Device, DType = options.DType, MaxLength = maxLength, BatchSize = options.BatchSize,
                 QueryInstruction = instruction, Pooling = pooling, Normalize = options.Normalize,
             });
     }
 
-    /// <summary>Builds the model from any weight source (tests, random weights for benchmarks).</summary>
+    /// <summary>
+    /// Builds the model from any weight source (tests, random weights for benchmarks). No folder files are read here: a null
+    /// <see cref="EncoderEmbeddingOptions.QueryInstruction"/> means none, a null pooling means CLS.
+    /// </summary>
     public static EncoderEmbeddingModel FromWeights(EncoderConfig config, IWeightSource weights, EncoderTokenizer tokenizer,
         EncoderEmbeddingOptions? options = null)
     {
@@ -173,8 +181,7 @@ public sealed class EncoderEmbeddingModel : IDisposable
     public static string DefaultInstruction(string folder)
     {
         var st = JsonFields.TryLoad(Path.Combine(folder, "config_sentence_transformers.json"));
-        if (st is not null && System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(st.Source))?["prompts"]?["query"] is System.Text.Json.Nodes.JsonValue q
-            && q.TryGetValue<string>(out var prompt))
+        if (st?.Json["prompts"]?["query"] is System.Text.Json.Nodes.JsonValue q && q.TryGetValue<string>(out var prompt))
             return prompt;
         string name = Path.GetFileName(Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)).ToLowerInvariant();
         if (!name.Contains("bge-") || name.Contains("reranker") || name.Contains("m3")) return "";

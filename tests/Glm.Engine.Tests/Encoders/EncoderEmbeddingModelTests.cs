@@ -126,13 +126,20 @@ public class EncoderEmbeddingModelTests
     }
 
     [Fact]
-    public void PoolingIsReadFromSentenceTransformersConfig()
+    public void PoolingMaxLengthAndPromptAreReadFromSentenceTransformersFiles()
     {
         using var dir = new EncoderTempDir();
         WriteModel(dir.Path, TinyBert(), 3);
         Directory.CreateDirectory(dir.File("1_Pooling"));
         File.WriteAllText(dir.File("1_Pooling/config.json"), "{\"word_embedding_dimension\": 32, \"pooling_mode_cls_token\": false, \"pooling_mode_mean_tokens\": true}");
-        using (var model = EncoderEmbeddingModel.Load(dir.Path)) Assert.Equal(EncoderPooling.Mean, model.Pooling);
+        File.WriteAllText(dir.File("sentence_bert_config.json"), "{\"max_seq_length\": 16, \"do_lower_case\": false}");
+        File.WriteAllText(dir.File("config_sentence_transformers.json"), "{\"prompts\": {\"query\": \"query: \", \"document\": \"\"}}");
+        using (var model = EncoderEmbeddingModel.Load(dir.Path))
+        {
+            Assert.Equal(EncoderPooling.Mean, model.Pooling);
+            Assert.Equal(16, model.MaxLength);
+            Assert.Equal("query: ", model.QueryInstruction);
+        }
         File.WriteAllText(dir.File("1_Pooling/config.json"), "{\"pooling_mode_cls_token\": false, \"pooling_mode_max_tokens\": true}");
         var ex = Assert.Throws<GlmException>(() => EncoderEmbeddingModel.Load(dir.Path));
         Assert.Contains("pooling_mode_max_tokens", ex.Message);
