@@ -157,4 +157,15 @@ public class EncoderEmbeddingModelTests
         // Truncated to 8 tokens: text beyond the first 6 word pieces does not matter.
         Assert.True(MaxAbsDiff(x, bare.Embed(Long + " 北京北京北京", false)) < 1e-6);
     }
+
+    [Fact]
+    public void QueryKeyValueParametersAreViewsOfTheFusedWeight()
+    {
+        // The fused QKV GEMM must see the very tensors registered under the checkpoint names (no stale copy, no duplicate memory).
+        using var dir = new EncoderTempDir();
+        using var model = LoadBert(dir, seed: 1);
+        var before = model.Embed("北京", false);
+        model.Network.NamedWeights().Single(p => p.Name == "encoder.layer.0.attention.self.key.weight").Tensor.mul_(0.0);
+        Assert.True(MaxAbsDiff(before, model.Embed("北京", false)) > 1e-4);
+    }
 }
