@@ -38,11 +38,11 @@ public sealed class RagSettings
     /// <summary>Chunks retrieved per question.</summary>
     public int TopK { get; set; } = 5;
 
-    /// <summary>A keyword hit counts as relevant when at least this fraction of the question's terms (CJK bigrams, words) occurs in it.</summary>
+    /// <summary>The top hits count as relevant when one holds at least this fraction of the question's terms (CJK bigrams, words) occurs in it.</summary>
     public double MinTermCoverage { get; set; } = 0.3;
 
-    /// <summary>A dense hit counts as relevant when its cosine similarity is at least this (depends on the embedding model).</summary>
-    public double MinCosine { get; set; } = 0.3;
+    /// <summary>...or one reaches this cosine similarity (depends on the embedding model).</summary>
+    public double MinCosine { get; set; } = 0.5;
 
     /// <summary>Most (approximate) tokens of retrieved text put into the QA prompt.</summary>
     public int ContextTokens { get; set; } = 1500;

@@ -15,10 +15,11 @@ public enum RetrievalMode
     Hybrid,
 }
 
-/// <summary>A retrieved chunk and the relevance figure the no-answer gate judged it by.</summary>
+/// <summary>A retrieved chunk and the relevance figures the no-answer gate judges by.</summary>
 /// <param name="Hit">The chunk.</param>
-/// <param name="Relevance">Term coverage (keyword) or cosine (dense), whichever was higher for this chunk.</param>
-public sealed record ScoredHit(SearchHit Hit, double Relevance);
+/// <param name="TermCoverage">Fraction of the query's content terms found in the chunk (<see cref="Retriever.TermCoverage"/>).</param>
+/// <param name="Cosine">Cosine similarity to the query embedding, when the chunk came from dense retrieval.</param>
+public sealed record ScoredHit(SearchHit Hit, double TermCoverage, double? Cosine);
 
 /// <summary>Thresholds below which a retrieved chunk is not considered relevant.</summary>
 /// <param name="MinTermCoverage">Fraction of the query's terms a keyword hit must contain.</param>
@@ -55,44 +56,49 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
     }
 
     /// <summary>
-    /// Ranked chunks that pass the relevance gate: keyword candidates need <see cref="RelevanceThresholds.MinTermCoverage"/>,
-    /// dense candidates <see cref="RelevanceThresholds.MinCosine"/>; survivors of both lists are fused by reciprocal rank.
-    /// An empty result means "the documents do not contain it".
+    /// The top chunks (keyword and dense lists fused by reciprocal rank), or none when not one of them is relevant: a chunk
+    /// is relevant when it holds <see cref="RelevanceThresholds.MinTermCoverage"/> of the query's content terms or reaches
+    /// <see cref="RelevanceThresholds.MinCosine"/>. An empty result means "the documents do not contain it".
     /// </summary>
     public async Task<IReadOnlyList<ScoredHit>> RetrieveRelevantAsync(string query, RetrievalMode mode, int top, RelevanceThresholds thresholds,
         SearchFilter? filter = null, CancellationToken cancellationToken = default)
     {
         var effective = Effective(mode);
         int candidates = Math.Max(top * 5, 50);
-        var relevance = new Dictionary<long, double>();
+        var cosine = new Dictionary<long, double>();
         var lists = new List<IReadOnlyList<SearchHit>>();
         if (effective is RetrievalMode.Keyword or RetrievalMode.Hybrid)
-        {
-            var kept = new List<SearchHit>();
-            foreach (var hit in knowledgeBase.KeywordSearch(query, candidates, filter))
-            {
-                double coverage = TermCoverage(query, hit);
-                if (coverage < thresholds.MinTermCoverage) continue;
-                kept.Add(hit);
-                relevance[hit.ChunkId] = coverage;
-            }
-            lists.Add(kept);
-        }
+            lists.Add(knowledgeBase.KeywordSearch(query, candidates, filter));
         if (effective is RetrievalMode.Dense or RetrievalMode.Hybrid)
         {
             var vector = await EmbedAsync(query, cancellationToken).ConfigureAwait(false);
-            var kept = knowledgeBase.VectorSearch(vector, candidates, filter).Where(h => h.Score >= thresholds.MinCosine).ToList();
-            foreach (var hit in kept) relevance[hit.ChunkId] = Math.Max(relevance.GetValueOrDefault(hit.ChunkId), hit.Score);
-            lists.Add(kept);
+            var dense = knowledgeBase.VectorSearch(vector, candidates, filter);
+            foreach (var hit in dense) cosine[hit.ChunkId] = hit.Score;
+            lists.Add(dense);
         }
         var fused = lists.Count == 1 ? lists[0].Take(top).ToList() : ReciprocalRankFusion.Fuse(lists, top);
-        return fused.Select(h => new ScoredHit(h, relevance[h.ChunkId])).ToList();
+        var scored = fused.Select(h => new ScoredHit(h, TermCoverage(query, h), cosine.TryGetValue(h.ChunkId, out double c) ? c : null)).ToList();
+        bool anyRelevant = scored.Any(s => s.TermCoverage >= thresholds.MinTermCoverage || s.Cosine >= thresholds.MinCosine);
+        return anyRelevant ? scored : [];
     }
 
-    /// <summary>Fraction of the query's distinct terms (CJK bigrams, lower-case words) that occur in the chunk or its section title.</summary>
+    /// <summary>Chars whose bigrams carry no topic (particles, interrogatives): such bigrams are left out of the coverage.</summary>
+    private const string FunctionChars = "的了是吗呢吧啊么哪谁怎";
+
+    private static readonly HashSet<string> FunctionBigrams = ["什么", "多少", "如何", "为何", "为什", "几个", "哪些", "是否", "有没", "没有", "请问"];
+
+    /// <summary>The query terms that carry its topic: CJK bigrams without particles/interrogatives, and words (all terms when none is left).</summary>
+    public static IReadOnlyList<string> ContentTerms(string query)
+    {
+        var all = CjkTerms.ForQuery(query);
+        var content = all.Where(t => !(t.Any(c => FunctionChars.Contains(c)) || FunctionBigrams.Contains(t))).ToList();
+        return content.Count > 0 ? content : all;
+    }
+
+    /// <summary>Fraction of the query's <see cref="ContentTerms"/> that occur in the chunk or its section title.</summary>
     public static double TermCoverage(string query, SearchHit hit)
     {
-        var terms = CjkTerms.ForQuery(query);
+        var terms = ContentTerms(query);
         if (terms.Count == 0) return 0;
         string text = (hit.Section + "\n" + hit.Text).ToLowerInvariant();
         return terms.Count(t => text.Contains(t, StringComparison.Ordinal)) / (double)terms.Count;

@@ -43,12 +43,13 @@ public sealed record EvalDataset(string Path, IReadOnlyList<EvalContext> Context
                     foreach (var qa in Field(paragraph, "qas", JsonValueKind.Array, path, pp).EnumerateArray())
                     {
                         string qp = $"{pp}.qas[{q++}]";
+                        string qid = Field(qa, "id", JsonValueKind.String, path, qp).GetString()!;
+                        string text = Field(qa, "question", JsonValueKind.String, path, qp).GetString()!;
                         var answers = Field(qa, "answers", JsonValueKind.Array, path, qp).EnumerateArray()
                             .Select((ans, i) => Field(ans, "text", JsonValueKind.String, path, $"{qp}.answers[{i}]").GetString()!)
                             .Where(s => s.Trim().Length > 0).ToList();
                         if (answers.Count == 0) throw new GlmException($"{path}: {qp}.answers has no non-empty answer text");
-                        questions.Add(new EvalQuestion(Field(qa, "id", JsonValueKind.String, path, qp).GetString()!,
-                            Field(qa, "question", JsonValueKind.String, path, qp).GetString()!, answers));
+                        questions.Add(new EvalQuestion(qid, text, answers));
                     }
                     contexts.Add(new EvalContext(id, title, context, questions));
                 }

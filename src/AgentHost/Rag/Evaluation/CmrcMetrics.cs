@@ -47,9 +47,11 @@ public static class CmrcMetrics
         foreach (var piece in run.ToString().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
         {
             var word = new StringBuilder();
-            foreach (char c in piece)
+            for (int i = 0; i < piece.Length; i++)
             {
-                if (char.IsAscii(c) && char.IsPunctuation(c) || char.IsAscii(c) && char.IsSymbol(c))
+                char c = piece[i];
+                bool inNumberOrWord = c is '.' or ',' && i > 0 && i + 1 < piece.Length && char.IsLetterOrDigit(piece[i - 1]) && char.IsLetterOrDigit(piece[i + 1]);
+                if (char.IsAscii(c) && (char.IsPunctuation(c) || char.IsSymbol(c)) && !inNumberOrWord)
                 {
                     if (word.Length > 0) { tokens.Add(word.ToString()); word.Clear(); }
                     tokens.Add(c.ToString());
