@@ -78,7 +78,7 @@ public sealed class ChatSettings
     /// <summary>Model name sent to the endpoint.</summary>
     public string Model { get; set; } = "glm-4-9b-chat";
 
-    /// <summary>Most tokens per answer.</summary>
+    /// <summary>Most tokens per answer (caps the qa prompt's max_tokens).</summary>
     public int MaxOutputTokens { get; set; } = 512;
 
     /// <summary>Sampling temperature (0 = greedy).</summary>

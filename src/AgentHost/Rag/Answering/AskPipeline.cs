@@ -19,7 +19,7 @@ public sealed record AskOptions
     public RelevanceThresholds Thresholds { get; init; } = new(0.3, 0.3);
     /// <summary>Most approximate tokens of passages in the prompt.</summary>
     public int ContextTokens { get; init; } = 1500;
-    /// <summary>Answer length limit when the qa prompt's config sets none.</summary>
+    /// <summary>Answer length limit (caps the qa prompt's max_tokens).</summary>
     public int MaxOutputTokens { get; init; } = 512;
     /// <summary>Ask the model to rewrite the question into a search query first.</summary>
     public bool RewriteQuery { get; init; }
@@ -193,7 +193,8 @@ public sealed class AskPipeline
         public async Task InvokeAsync(AskContext context, CancellationToken cancellationToken)
         {
             var options = prompts.OptionsFor(PromptLibrary.Qa) ?? new ChatOptions();
-            options.MaxOutputTokens ??= context.Options.MaxOutputTokens;
+            int cap = context.Options.MaxOutputTokens;
+            options.MaxOutputTokens = Math.Min(options.MaxOutputTokens ?? cap, cap);
             var filter = context.Citations = new CitationFilter(context.Passages.Count);
             await foreach (var update in chat.GetStreamingResponseAsync(context.Messages, options, cancellationToken))
             {
