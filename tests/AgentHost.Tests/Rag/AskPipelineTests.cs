@@ -39,6 +39,21 @@ public class AskPipelineTests
     }
 
     [Fact]
+    public async Task RewriteAsksTheModelForAQueryFirstAndRetrievesWithIt()
+    {
+        using var temp = new TempFolder();
+        using var kb = await RagFixtures.SamplesKbAsync(temp);
+        var chat = new ScriptedChatClient(p => p.Contains("关键词查询") ? "藤野 解剖学 讲义\n多余的解释" : "他教解剖学[1]。");
+        var result = await new AskPipeline(new Retriever(kb, null), chat, RagFixtures.Prompts())
+            .AskAsync("那位日本老师教鲁迅哪门课？", Options with { RewriteQuery = true });
+        Assert.Equal(2, chat.Calls);
+        Assert.Contains("那位日本老师教鲁迅哪门课？", chat.UserPrompts.First());
+        Assert.Equal("那位日本老师教鲁迅哪门课？ 藤野 解剖学 讲义", result.Query);
+        Assert.EndsWith("tengye_xiansheng.md", result.Citations.Single().Source);
+        Assert.Equal(64, chat.Options[0]!.MaxOutputTokens); // from prompts/query_rewrite/config.json
+    }
+
+    [Fact]
     public async Task NothingRelevantGivesTheFixedMessageWithoutCallingTheModel()
     {
         using var temp = new TempFolder();

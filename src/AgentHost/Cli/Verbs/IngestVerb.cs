@@ -67,7 +67,7 @@ internal static class IngestVerb
     public static void PrintReport(CliConsole console, string name, IngestionReport report)
     {
         var table = new Table().Title($"knowledge base '{Markup.Escape(name)}'")
-            .AddColumns("added", "updated", "unchanged", "skipped", "failed", "removed", "chunks written", "seconds");
+            .AddColumns("added", "updated", "unchanged", "skipped", "failed", "removed", "chunks", "seconds");
         table.AddRow(report.Count(FileOutcome.Added).ToString(), report.Count(FileOutcome.Updated).ToString(), report.Count(FileOutcome.Unchanged).ToString(),
             report.Count(FileOutcome.Skipped).ToString(), report.Count(FileOutcome.Failed).ToString(), report.Count(FileOutcome.Removed).ToString(),
             report.ChunksWritten.ToString(), report.Elapsed.TotalSeconds.ToString("F1"));
