@@ -7,6 +7,7 @@ using Microsoft.Extensions.AI;
 namespace AgentHost.Tests.Cli;
 
 /// <summary>The local adapter over the real engine: a tiny random-weight model with the real ChatGLM3 tokenizer.</summary>
+[Collection("RagHost")]
 public sealed class LocalModelRagTests : IDisposable
 {
     private readonly TempFolder _temp = new();

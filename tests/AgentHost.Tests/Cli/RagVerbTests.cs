@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace AgentHost.Tests.Cli;
 
 /// <summary>The RAG verbs end to end through the command line, over real knowledge bases in a temp folder.</summary>
+[Collection("RagHost")] // one test sets a GLM_* variable; classes that build the host must not run beside it
 public sealed class RagVerbTests : IDisposable
 {
     private readonly TempFolder _temp = new();
@@ -171,6 +172,11 @@ public sealed class RagVerbTests : IDisposable
             var r = await Run("ingest", RagFixtures.SamplesDir, "--kb", "x");
             Assert.Equal(1, r.Code);
             Assert.Contains("Embedding:Provider = 'bogus'", r.Err);
+            var overridden = await Run("ingest", RagFixtures.SamplesDir, "--kb", "x", "--embedding", "hashing", "--verbose");
+            Assert.Equal(0, overridden.Code); // the option beats the environment variable
+            Assert.Contains("dbug: ingest: Added", overridden.Err);
+            var keywordOnly = await Run("ingest", RagFixtures.SamplesDir, "--kb", "x", "--embedding", "none");
+            Assert.Contains("holds 256-dimension embeddings but no embedding model is configured", keywordOnly.Err);
         }
         finally { Environment.SetEnvironmentVariable("GLM_Embedding__Provider", null); }
     }

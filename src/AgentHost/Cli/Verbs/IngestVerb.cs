@@ -6,6 +6,7 @@ using AgentHost.Rag.Stores;
 using Glm.Engine;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace AgentHost.Cli.Verbs;
@@ -50,11 +51,18 @@ internal static class IngestVerb
         var catalog = services.GetRequiredService<KnowledgeBaseCatalog>();
         using var store = catalog.Open(name);
         var embedder = services.GetService<IEmbeddingGenerator<string, Embedding<float>>>();
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("ingest");
+        if (embedder is null && store.EmbeddingDimensions is int dims)
+            console.Error.WriteLine($"warning: knowledge base '{name}' holds {dims}-dimension embeddings but no embedding model is configured (Embedding:Provider); new chunks will be found by keyword search only.");
         var pipeline = new IngestionPipeline(store, new IngestionOptions { Chunking = chunking, Sync = sync }, embedder);
         try
         {
             return await RagConsole.RunWithProgressAsync(console, report =>
-                pipeline.IngestAsync(paths, p => report($"ingest → {name}", p.FileIndex + (p.Outcome is null ? 0 : 1), p.FileCount), ct));
+                pipeline.IngestAsync(paths, p =>
+                {
+                    if (p.Outcome is { } outcome) logger.LogDebug("{Outcome} {Path} ({Chunks} chunks) {Message}", outcome, p.Path, p.Chunks, p.Message);
+                    report($"ingest → {name}", p.FileIndex + (p.Outcome is null ? 0 : 1), p.FileCount);
+                }, ct));
         }
         catch (OperationCanceledException)
         {

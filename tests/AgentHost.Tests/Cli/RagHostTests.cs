@@ -1,0 +1,68 @@
+using AgentHost.Cli;
+using AgentHost.Hosting;
+using AgentHost.Rag.Stores;
+using AgentHost.Tests.Rag;
+using Glm.Engine;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace AgentHost.Tests.Cli;
+
+[Collection("RagHost")]
+public sealed class RagHostTests : IDisposable
+{
+    private readonly TempFolder _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private CliConsole Console(string settingsJson) =>
+        new(new StringWriter(), new StringWriter()) { SettingsFile = _temp.Write("appsettings.json", settingsJson) };
+
+    [Fact]
+    public void SettingsFileIsReadAndOptionsOverrideIt()
+    {
+        var console = Console("""
+            // comments are allowed
+            { "Rag": { "TopK": 7, "KbRoot": "/tmp/from-file" }, "Embedding": { "Provider": "hashing", "Dimensions": 64 } }
+            """);
+        using (var host = RagHost.Build(console, new Dictionary<string, string?>(), verbose: false))
+        {
+            Assert.Equal(7, host.Services.GetRequiredService<GlmSettings>().Rag.TopK);
+            Assert.Equal("/tmp/from-file", host.Services.GetRequiredService<KnowledgeBaseCatalog>().Root);
+            var embedder = host.Services.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
+            Assert.Equal(64, embedder.GetService<EmbeddingGeneratorMetadata>()!.DefaultModelDimensions);
+        }
+        using (var host = RagHost.Build(console, new Dictionary<string, string?> { ["Rag:TopK"] = "9", ["Embedding:Provider"] = "none" }, verbose: false))
+        {
+            Assert.Equal(9, host.Services.GetRequiredService<GlmSettings>().Rag.TopK);
+            Assert.Null(host.Services.GetService<IEmbeddingGenerator<string, Embedding<float>>>());
+        }
+    }
+
+    [Fact]
+    public void BadSettingsNameTheFileOrKey()
+    {
+        var broken = Console("{ \"Rag\": { \"TopK\": ");
+        var e = Assert.Throws<GlmException>(() => RagHost.Build(broken, new Dictionary<string, string?>(), false));
+        Assert.Contains(broken.SettingsFile!, e.Message);
+
+        var zero = Console("""{ "Rag": { "TopK": 0 } }""");
+        Assert.Contains("Rag:TopK = 0", Assert.Throws<GlmException>(() => RagHost.Build(zero, new Dictionary<string, string?>(), false)).Message);
+
+        var notNumber = Console("""{ "Rag": { "TopK": "many" } }""");
+        Assert.Contains("bad value", Assert.Throws<GlmException>(() => RagHost.Build(notNumber, new Dictionary<string, string?>(), false)).Message);
+    }
+
+    [Fact]
+    public void OpenAiCompatibleEndpointIsChosenByConfiguration()
+    {
+        using var chat = RagHost.CreateChatClient(new ChatSettings { Provider = "openai", Endpoint = "http://localhost:8000/v1", Model = "glm-4-9b-chat", ApiKey = "x" });
+        var meta = chat.GetService<ChatClientMetadata>()!;
+        Assert.Equal("glm-4-9b-chat", meta.DefaultModelId);
+        Assert.Equal("localhost", meta.ProviderUri!.Host);
+
+        var e = Assert.Throws<GlmException>(() => RagHost.CreateChatClient(new ChatSettings { Provider = "openai", Endpoint = "localhost:8000" }));
+        Assert.Contains("Chat:Endpoint = 'localhost:8000'", e.Message);
+        Assert.Contains("Chat:Provider = 'ollama'", Assert.Throws<GlmException>(() => RagHost.CreateChatClient(new ChatSettings { Provider = "ollama" })).Message);
+    }
+}
