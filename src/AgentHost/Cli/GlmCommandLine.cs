@@ -11,13 +11,9 @@ public static class GlmCommandLine
     public static Task<int> RunAsync(string[] args) => RunAsync(args, Console.Out, Console.Error);
 
     /// <summary>Runs with explicit output writers (tests capture them).</summary>
-    public static Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default) =>
-        RunAsync(args, new CliConsole(output, error), cancellationToken);
-
-    /// <summary>Runs with an explicit console (tests add DI registrations through it).</summary>
-    public static async Task<int> RunAsync(string[] args, CliConsole console, CancellationToken cancellationToken = default)
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
-        TextWriter output = console.Out, error = console.Error;
+        var console = new CliConsole(output, error);
         var root = Build(console);
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
@@ -59,15 +55,6 @@ public static class GlmCommandLine
 /// <summary>Where verbs write: normal output and diagnostics (kept apart so output can be piped).</summary>
 public sealed record CliConsole(TextWriter Out, TextWriter Error)
 {
-    /// <summary>Extra DI registrations applied after the defaults (tests register a scripted chat client here).</summary>
-    public Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? ConfigureServices { get; init; }
-
-    /// <summary>Configuration file to read instead of appsettings.json next to the program.</summary>
-    public string? SettingsFile { get; init; }
-
-    /// <summary>Standard input for confirmations (defaults to the process stdin).</summary>
-    public TextReader? In { get; init; }
-
     /// <summary>True when output goes to a real terminal (progress bars and colours are shown only then).</summary>
     public bool IsInteractive => ReferenceEquals(Out, Console.Out) && !Console.IsOutputRedirected;
 }

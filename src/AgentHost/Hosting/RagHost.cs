@@ -25,7 +25,7 @@ public static class RagHost
     public const string SettingsFileName = "appsettings.json";
 
     /// <summary>Builds the host.</summary>
-    /// <param name="console">Where logs go (stderr) and test hooks.</param>
+    /// <param name="console">Where logs go (stderr). See <see cref="RagHostHooks"/> for test hooks.</param>
     /// <param name="overrides">Configuration keys set by command-line options ("Rag:KbRoot" → value); highest precedence.</param>
     /// <param name="verbose">Log at Debug level instead of Warning.</param>
     public static IHost Build(CliConsole console, IReadOnlyDictionary<string, string?> overrides, bool verbose)
@@ -35,7 +35,7 @@ public static class RagHost
             DisableDefaults = true,
             ContentRootPath = AppContext.BaseDirectory,
         });
-        string settingsFile = console.SettingsFile ?? Path.Combine(AppContext.BaseDirectory, SettingsFileName);
+        string settingsFile = RagHostHooks.SettingsFile ?? Path.Combine(AppContext.BaseDirectory, SettingsFileName);
         try
         {
             builder.Configuration.AddJsonFile(settingsFile, optional: true, reloadOnChange: false);
@@ -66,7 +66,7 @@ public static class RagHost
         services.AddSingleton<IChatClient>(sp => CreateChatClient(settings.Chat, sp.GetRequiredService<ILoggerFactory>()));
         if (!settings.Embedding.Provider.Equals("none", StringComparison.OrdinalIgnoreCase))
             services.AddSingleton(_ => CreateEmbeddingGenerator(settings.Embedding));
-        console.ConfigureServices?.Invoke(services);
+        RagHostHooks.ConfigureServices?.Invoke(services);
         return builder.Build();
     }
 

@@ -1,4 +1,5 @@
 using AgentHost.Cli;
+using AgentHost.Hosting;
 using AgentHost.Rag.Llm;
 using AgentHost.Tests.Rag;
 using Glm.Engine;
@@ -43,9 +44,9 @@ public sealed class LocalModelRagTests : IDisposable
             """);
         var o = new StringWriter();
         var e = new StringWriter();
-        var console = new CliConsole(o, e) { SettingsFile = settings };
+        using var hooks = RagHostHooks.Use(settingsFile: settings);
         int code = await GlmCommandLine.RunAsync(["ask", "孔乙己欠了咸亨酒店多少钱？", "--model", modelDir, "--top-k", "2",
-            "--kb-root", _temp.File("kb"), "--verbose"], console);
+            "--kb-root", _temp.File("kb"), "--verbose"], o, e);
         Assert.True(code == 0, e.ToString());
         Assert.Contains("loading local model", e.ToString()); // --verbose logs to stderr
         Assert.Contains("kongyiji.md", o.ToString());        // passages listed after the (random) answer

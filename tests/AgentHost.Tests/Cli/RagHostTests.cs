@@ -15,24 +15,29 @@ public sealed class RagHostTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    private CliConsole Console(string settingsJson) =>
-        new(new StringWriter(), new StringWriter()) { SettingsFile = _temp.Write("appsettings.json", settingsJson) };
+    private static readonly CliConsole Quiet = new(new StringWriter(), new StringWriter());
+
+    private IDisposable Settings(string settingsJson, out string path) =>
+        RagHostHooks.Use(settingsFile: path = _temp.Write("appsettings.json", settingsJson));
+
+    private static Microsoft.Extensions.Hosting.IHost Build(IReadOnlyDictionary<string, string?>? overrides = null) =>
+        RagHost.Build(Quiet, overrides ?? new Dictionary<string, string?>(), verbose: false);
 
     [Fact]
     public void SettingsFileIsReadAndOptionsOverrideIt()
     {
-        var console = Console("""
+        using var hooks = Settings("""
             // comments are allowed
             { "Rag": { "TopK": 7, "KbRoot": "/tmp/from-file" }, "Embedding": { "Provider": "hashing", "Dimensions": 64 } }
-            """);
-        using (var host = RagHost.Build(console, new Dictionary<string, string?>(), verbose: false))
+            """, out _);
+        using (var host = Build())
         {
             Assert.Equal(7, host.Services.GetRequiredService<GlmSettings>().Rag.TopK);
             Assert.Equal("/tmp/from-file", host.Services.GetRequiredService<KnowledgeBaseCatalog>().Root);
             var embedder = host.Services.GetRequiredService<IEmbeddingGenerator<string, Embedding<float>>>();
             Assert.Equal(64, embedder.GetService<EmbeddingGeneratorMetadata>()!.DefaultModelDimensions);
         }
-        using (var host = RagHost.Build(console, new Dictionary<string, string?> { ["Rag:TopK"] = "9", ["Embedding:Provider"] = "none" }, verbose: false))
+        using (var host = Build(new Dictionary<string, string?> { ["Rag:TopK"] = "9", ["Embedding:Provider"] = "none" }))
         {
             Assert.Equal(9, host.Services.GetRequiredService<GlmSettings>().Rag.TopK);
             Assert.Null(host.Services.GetService<IEmbeddingGenerator<string, Embedding<float>>>());
@@ -42,15 +47,12 @@ public sealed class RagHostTests : IDisposable
     [Fact]
     public void BadSettingsNameTheFileOrKey()
     {
-        var broken = Console("{ \"Rag\": { \"TopK\": ");
-        var e = Assert.Throws<GlmException>(() => RagHost.Build(broken, new Dictionary<string, string?>(), false));
-        Assert.Contains(broken.SettingsFile!, e.Message);
-
-        var zero = Console("""{ "Rag": { "TopK": 0 } }""");
-        Assert.Contains("Rag:TopK = 0", Assert.Throws<GlmException>(() => RagHost.Build(zero, new Dictionary<string, string?>(), false)).Message);
-
-        var notNumber = Console("""{ "Rag": { "TopK": "many" } }""");
-        Assert.Contains("bad value", Assert.Throws<GlmException>(() => RagHost.Build(notNumber, new Dictionary<string, string?>(), false)).Message);
+        using (Settings("{ \"Rag\": { \"TopK\": ", out string path))
+            Assert.Contains(path, Assert.Throws<GlmException>(() => Build()).Message);
+        using (Settings("""{ "Rag": { "TopK": 0 } }""", out _))
+            Assert.Contains("Rag:TopK = 0", Assert.Throws<GlmException>(() => Build()).Message);
+        using (Settings("""{ "Rag": { "TopK": "many" } }""", out _))
+            Assert.Contains("bad value", Assert.Throws<GlmException>(() => Build()).Message);
     }
 
     [Fact]

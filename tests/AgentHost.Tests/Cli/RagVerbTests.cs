@@ -1,4 +1,5 @@
 using AgentHost.Cli;
+using AgentHost.Hosting;
 using AgentHost.Tests.Rag;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,12 +19,8 @@ public sealed class RagVerbTests : IDisposable
     {
         var o = new StringWriter();
         var e = new StringWriter();
-        var console = new CliConsole(o, e)
-        {
-            ConfigureServices = chat is null ? null : s => s.AddSingleton(chat),
-            In = stdin is null ? null : new StringReader(stdin),
-        };
-        int code = await GlmCommandLine.RunAsync([.. args, "--kb-root", KbRoot], console);
+        using var hooks = RagHostHooks.Use(chat is null ? null : s => s.AddSingleton(chat), input: stdin is null ? null : new StringReader(stdin));
+        int code = await GlmCommandLine.RunAsync([.. args, "--kb-root", KbRoot], o, e);
         return (code, o.ToString(), e.ToString());
     }
 

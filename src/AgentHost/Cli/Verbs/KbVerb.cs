@@ -98,7 +98,7 @@ internal static class KbVerb
                 throw new GlmException($"--kb '{name}': no such knowledge base in {catalog.Root}; existing: {Existing(catalog)}");
             if (!parse.GetValue(yes))
             {
-                var input = console.In ?? (console.IsInteractive ? Console.In : null)
+                var input = Hosting.RagHostHooks.Input ?? (console.IsInteractive ? Console.In : null)
                     ?? throw new GlmException($"deleting '{name}' needs confirmation; pass --yes when not running in a terminal");
                 console.Error.Write($"delete knowledge base '{name}' ({catalog.PathFor(name)})? [y/N] ");
                 string? answer = input.ReadLine()?.Trim().ToLowerInvariant();
