@@ -155,6 +155,13 @@ public sealed class RagVerbTests : IDisposable
         foreach (var mode in new[] { "keyword", "dense", "hybrid" }) Assert.Contains($"| {mode} | 2 |", r.Out);
         Assert.Equal(r.Out, File.ReadAllText(md));
 
+        var chat = new ScriptedChatClient(_ => "十九个钱[1]");
+        var answered = await Run(chat, null, "eval-rag", "--dataset", data, "--limit", "1", "--embedding", "hashing");
+        Assert.Equal(0, answered.Code);
+        Assert.Contains("| hybrid | 1 | 100.0 | 100.0 | 0 |", answered.Out); // EM and F1 of the one question asked
+        Assert.Contains("2 unchanged", answered.Out);                         // the contexts were indexed by the first run
+        Assert.Equal(1, chat.Calls);
+
         var bad = await Run("eval-rag", "--dataset", _temp.File("none.json"), "--no-generate");
         Assert.Equal(1, bad.Code);
         Assert.Contains("--dataset", bad.Err);
