@@ -39,7 +39,7 @@ public sealed class RagSettings
     public int TopK { get; set; } = 5;
 
     /// <summary>The top hits count as relevant when one holds at least this fraction of the question's terms (CJK bigrams, words) occurs in it.</summary>
-    public double MinTermCoverage { get; set; } = 0.3;
+    public double MinTermCoverage { get; set; } = 0.25;
 
     /// <summary>...or one reaches this cosine similarity (depends on the embedding model).</summary>
     public double MinCosine { get; set; } = 0.5;

@@ -83,7 +83,7 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
     }
 
     /// <summary>Chars whose bigrams carry no topic (particles, interrogatives): such bigrams are left out of the coverage.</summary>
-    private const string FunctionChars = "的了是吗呢吧啊么哪谁怎";
+    private const string FunctionChars = "的了是吗呢吧啊么什哪谁怎";
 
     private static readonly HashSet<string> FunctionBigrams = ["什么", "多少", "如何", "为何", "为什", "几个", "哪些", "是否", "有没", "没有", "请问"];
 
