@@ -47,6 +47,11 @@ public static class GlmCommandLine
         root.Add(PretrainVerb.Create(console));
         root.Add(EvalPretrainVerb.Create(console));
         root.Add(ServeVerb.Create(console));
+        root.Add(IngestVerb.Create(console));
+        root.Add(AskVerb.Create(console));
+        root.Add(SummarizeVerb.Create(console));
+        root.Add(KbVerb.Create(console));
+        root.Add(EvalRagVerb.Create(console));
         return root;
     }
 }

@@ -1,0 +1,115 @@
+namespace AgentHost.Hosting;
+
+/// <summary>
+/// Everything the RAG verbs read from configuration (appsettings.json next to the program, then environment variables with
+/// the prefix <c>GLM_</c> such as <c>GLM_Chat__Provider=openai</c>, then command-line options). Every key is documented in
+/// the shipped appsettings.json.
+/// </summary>
+public sealed class GlmSettings
+{
+    /// <summary>Section "Rag".</summary>
+    public RagSettings Rag { get; set; } = new();
+
+    /// <summary>Section "Chat".</summary>
+    public ChatSettings Chat { get; set; } = new();
+
+    /// <summary>Section "Embedding".</summary>
+    public EmbeddingSettings Embedding { get; set; } = new();
+
+    /// <summary>Section "Summarize".</summary>
+    public SummarizeSettings Summarize { get; set; } = new();
+}
+
+/// <summary>Knowledge bases, prompts and retrieval.</summary>
+public sealed class RagSettings
+{
+    /// <summary>Folder of the knowledge-base files; null = env GLMSK_KB_ROOT, else ~/.glmsk/kb.</summary>
+    public string? KbRoot { get; set; }
+
+    /// <summary>Knowledge base used when --kb is not given; built from <see cref="SamplesDir"/> on first use when it is "samples".</summary>
+    public string DefaultKb { get; set; } = "samples";
+
+    /// <summary>Folder of the bundled sample documents; null = samples/docs next to the program or in a parent folder.</summary>
+    public string? SamplesDir { get; set; }
+
+    /// <summary>Folder of the prompt templates; null = prompts/ next to the program.</summary>
+    public string? PromptsDir { get; set; }
+
+    /// <summary>Chunks retrieved per question.</summary>
+    public int TopK { get; set; } = 5;
+
+    /// <summary>The top hits count as relevant when one holds at least this fraction of the question's terms (CJK bigrams, words) occurs in it.</summary>
+    public double MinTermCoverage { get; set; } = 0.25;
+
+    /// <summary>...or one reaches this cosine similarity (depends on the embedding model).</summary>
+    public double MinCosine { get; set; } = 0.5;
+
+    /// <summary>Most (approximate) tokens of retrieved text put into the QA prompt.</summary>
+    public int ContextTokens { get; set; } = 1500;
+
+    /// <summary>Chunk size for ingestion, in approximate tokens.</summary>
+    public int ChunkTokens { get; set; } = 256;
+
+    /// <summary>Chunk overlap for ingestion, in approximate tokens.</summary>
+    public int OverlapTokens { get; set; } = 32;
+}
+
+/// <summary>Which chat model answers.</summary>
+public sealed class ChatSettings
+{
+    /// <summary>"local" (a GLM checkpoint run in-process) or "openai" (an OpenAI-compatible endpoint such as vLLM serving GLM-4).</summary>
+    public string Provider { get; set; } = "local";
+
+    /// <summary>Local model folder or random:NAME; null = the bundled models/glm-zh-small.</summary>
+    public string? ModelDir { get; set; }
+
+    /// <summary>Local device: auto, cpu, cuda, cuda:N.</summary>
+    public string? Device { get; set; }
+
+    /// <summary>Local dtype: auto, fp32, bf16, fp16.</summary>
+    public string? DType { get; set; }
+
+    /// <summary>OpenAI-compatible base URL, e.g. http://localhost:8000/v1.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>API key for the endpoint (vLLM accepts any non-empty value).</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Model name sent to the endpoint.</summary>
+    public string Model { get; set; } = "glm-4-9b-chat";
+
+    /// <summary>Most tokens per answer (caps the qa prompt's max_tokens).</summary>
+    public int MaxOutputTokens { get; set; } = 512;
+
+    /// <summary>Sampling temperature (0 = greedy).</summary>
+    public float Temperature { get; set; }
+}
+
+/// <summary>Which embedding model (if any) is used for dense retrieval.</summary>
+public sealed class EmbeddingSettings
+{
+    /// <summary>"none" (keyword-only), "openai" (OpenAI-compatible /embeddings) or "hashing" (char n-gram hashing: a lexical baseline, not semantic).</summary>
+    public string Provider { get; set; } = "none";
+
+    /// <summary>OpenAI-compatible base URL.</summary>
+    public string? Endpoint { get; set; }
+
+    /// <summary>API key for the endpoint.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Embedding model name sent to the endpoint.</summary>
+    public string? Model { get; set; }
+
+    /// <summary>Vector size for the hashing embedder.</summary>
+    public int Dimensions { get; set; } = 256;
+}
+
+/// <summary>Map-reduce summarisation.</summary>
+public sealed class SummarizeSettings
+{
+    /// <summary>Context window (approximate tokens) a single summarisation call may use, prompt and answer included.</summary>
+    public int ContextTokens { get; set; } = 2048;
+
+    /// <summary>Most tokens per partial or final summary.</summary>
+    public int MaxOutputTokens { get; set; } = 400;
+}

@@ -1,0 +1,128 @@
+using System.ClientModel;
+using AgentHost.Cli;
+using AgentHost.Rag.Llm;
+using AgentHost.Rag.Prompts;
+using AgentHost.Rag.Stores;
+using Glm.Engine;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenAI;
+
+namespace AgentHost.Hosting;
+
+/// <summary>
+/// The generic host behind the RAG verbs: configuration (appsettings.json next to the program → environment variables
+/// <c>GLM_*</c> → command-line options), logging to stderr (warnings only unless --verbose) and DI for the knowledge-base
+/// catalog, prompt library, chat client and embedding generator. Services that load models are created lazily, so
+/// <c>glm kb list</c> never loads one.
+/// </summary>
+public static class RagHost
+{
+    /// <summary>File name of the configuration shipped next to the program.</summary>
+    public const string SettingsFileName = "appsettings.json";
+
+    /// <summary>Builds the host.</summary>
+    /// <param name="console">Where logs go (stderr). See <see cref="RagHostHooks"/> for test hooks.</param>
+    /// <param name="overrides">Configuration keys set by command-line options ("Rag:KbRoot" → value); highest precedence.</param>
+    /// <param name="verbose">Log at Debug level instead of Warning.</param>
+    public static IHost Build(CliConsole console, IReadOnlyDictionary<string, string?> overrides, bool verbose)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            DisableDefaults = true,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        string settingsFile = RagHostHooks.SettingsFile ?? Path.Combine(AppContext.BaseDirectory, SettingsFileName);
+        try
+        {
+            builder.Configuration.AddJsonFile(settingsFile, optional: true, reloadOnChange: false);
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or System.Text.Json.JsonException)
+        {
+            throw new GlmException($"{settingsFile}: not valid JSON configuration ({e.Message})", e);
+        }
+        builder.Configuration.AddEnvironmentVariables("GLM_");
+        builder.Configuration.AddInMemoryCollection(overrides.Where(kv => kv.Value is not null));
+
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(verbose ? LogLevel.Debug : LogLevel.Warning);
+        builder.Logging.AddProvider(new TextWriterLoggerProvider(console.Error, verbose ? LogLevel.Debug : LogLevel.Warning));
+
+        GlmSettings settings;
+        try { settings = builder.Configuration.Get<GlmSettings>() ?? new GlmSettings(); }
+        catch (InvalidOperationException e)
+        {
+            throw new GlmException($"configuration ({settingsFile}, GLM_* environment variables or options) has a bad value: {e.Message}", e);
+        }
+        Validate(settings);
+        var services = builder.Services;
+        services.AddSingleton(settings);
+        services.AddSingleton(console);
+        services.AddSingleton(_ => new KnowledgeBaseCatalog(settings.Rag.KbRoot));
+        services.AddSingleton(_ => new PromptLibrary(settings.Rag.PromptsDir ?? Path.Combine(AppContext.BaseDirectory, "prompts")));
+        services.AddSingleton<IChatClient>(sp => CreateChatClient(settings.Chat, sp.GetRequiredService<ILoggerFactory>()));
+        if (!settings.Embedding.Provider.Equals("none", StringComparison.OrdinalIgnoreCase))
+            services.AddSingleton(_ => CreateEmbeddingGenerator(settings.Embedding));
+        RagHostHooks.ConfigureServices?.Invoke(services);
+        return builder.Build();
+    }
+
+    private static void Validate(GlmSettings s)
+    {
+        if (s.Rag.TopK < 1) throw new GlmException($"Rag:TopK = {s.Rag.TopK}: expected 1 or more");
+        if (s.Rag.MinTermCoverage is < 0 or > 1) throw new GlmException($"Rag:MinTermCoverage = {s.Rag.MinTermCoverage}: expected a fraction in [0, 1]");
+        if (s.Rag.ContextTokens < 64) throw new GlmException($"Rag:ContextTokens = {s.Rag.ContextTokens}: expected at least 64");
+        if (s.Summarize.ContextTokens < 256) throw new GlmException($"Summarize:ContextTokens = {s.Summarize.ContextTokens}: expected at least 256");
+        if (s.Summarize.MaxOutputTokens < 16 || s.Summarize.MaxOutputTokens * 2 >= s.Summarize.ContextTokens)
+            throw new GlmException($"Summarize:MaxOutputTokens = {s.Summarize.MaxOutputTokens}: expected 16 or more and under half of Summarize:ContextTokens ({s.Summarize.ContextTokens})");
+    }
+
+    /// <summary>The chat client the settings choose: the local GLM adapter or an OpenAI-compatible endpoint.</summary>
+    public static IChatClient CreateChatClient(ChatSettings chat, ILoggerFactory? loggerFactory = null)
+    {
+        switch (chat.Provider.ToLowerInvariant())
+        {
+            case "local":
+                var options = new GlmLoadOptions { Device = chat.Device, DType = chat.DType };
+                string? dir = chat.ModelDir;
+                loggerFactory?.CreateLogger(typeof(RagHost)).LogInformation("loading local model {Model}", dir ?? ModelOptions.BundledModelName);
+                var model = dir is not null && dir.StartsWith("random:", StringComparison.Ordinal)
+                    ? GlmModel.CreateRandom(dir["random:".Length..], options)
+                    : GlmModel.Load(dir ?? ModelOptions.FindBundledModel(), options);
+                return new LocalModelChatClient(model, ownsModel: true);
+            case "openai":
+                var endpoint = ParseEndpoint(chat.Endpoint, "Chat:Endpoint");
+                return new OpenAI.Chat.ChatClient(chat.Model, new ApiKeyCredential(chat.ApiKey ?? "none"),
+                    new OpenAIClientOptions { Endpoint = endpoint }).AsIChatClient();
+            default:
+                throw new GlmException($"Chat:Provider = '{chat.Provider}': expected 'local' or 'openai'");
+        }
+    }
+
+    /// <summary>The embedding generator the settings choose.</summary>
+    public static IEmbeddingGenerator<string, Embedding<float>> CreateEmbeddingGenerator(EmbeddingSettings embedding)
+    {
+        switch (embedding.Provider.ToLowerInvariant())
+        {
+            case "hashing":
+                if (embedding.Dimensions is < 16 or > 8192)
+                    throw new GlmException($"Embedding:Dimensions = {embedding.Dimensions}: expected 16–8192");
+                return new HashingEmbeddingGenerator(embedding.Dimensions);
+            case "openai":
+                var endpoint = ParseEndpoint(embedding.Endpoint, "Embedding:Endpoint");
+                if (string.IsNullOrWhiteSpace(embedding.Model)) throw new GlmException("Embedding:Model is empty; name the embedding model served at Embedding:Endpoint");
+                return new OpenAI.Embeddings.EmbeddingClient(embedding.Model, new ApiKeyCredential(embedding.ApiKey ?? "none"),
+                    new OpenAIClientOptions { Endpoint = endpoint }).AsIEmbeddingGenerator();
+            default:
+                throw new GlmException($"Embedding:Provider = '{embedding.Provider}': expected 'none', 'hashing' or 'openai'");
+        }
+    }
+
+    private static Uri ParseEndpoint(string? value, string key) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? uri
+            : throw new GlmException($"{key} = '{value}': expected an http(s) URL such as http://localhost:8000/v1");
+}

@@ -1,0 +1,113 @@
+using AgentHost.Rag.Stores;
+using Glm.Engine;
+using Microsoft.Extensions.AI;
+
+namespace AgentHost.Rag.Answering;
+
+/// <summary>How chunks are retrieved.</summary>
+public enum RetrievalMode
+{
+    /// <summary>BM25 over CJK bigrams and words.</summary>
+    Keyword,
+    /// <summary>Cosine similarity of embeddings (needs an embedding generator).</summary>
+    Dense,
+    /// <summary>Keyword and dense lists fused by reciprocal rank (keyword only when no embedder is configured).</summary>
+    Hybrid,
+}
+
+/// <summary>A retrieved chunk and the relevance figures the no-answer gate judges by.</summary>
+/// <param name="Hit">The chunk.</param>
+/// <param name="TermCoverage">Fraction of the query's content terms found in the chunk (<see cref="Retriever.TermCoverage"/>).</param>
+/// <param name="Cosine">Cosine similarity to the query embedding, when the chunk came from dense retrieval.</param>
+public sealed record ScoredHit(SearchHit Hit, double TermCoverage, double? Cosine);
+
+/// <summary>Thresholds below which a retrieved chunk is not considered relevant.</summary>
+/// <param name="MinTermCoverage">Fraction of the query's terms a keyword hit must contain.</param>
+/// <param name="MinCosine">Cosine similarity a dense hit must reach.</param>
+public sealed record RelevanceThresholds(double MinTermCoverage, double MinCosine);
+
+/// <summary>Keyword, dense and hybrid retrieval over one knowledge base, with an optional relevance gate.</summary>
+public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator)
+{
+    /// <summary>True when dense retrieval is possible.</summary>
+    public bool HasEmbedder => embeddingGenerator is not null;
+
+    /// <summary>The mode actually used for <paramref name="requested"/>: hybrid falls back to keyword without an embedder.</summary>
+    public RetrievalMode Effective(RetrievalMode requested) => requested switch
+    {
+        RetrievalMode.Dense when !HasEmbedder => throw new GlmException("dense retrieval needs an embedding model; set Embedding:Provider (openai or hashing) in appsettings.json or GLM_Embedding__Provider"),
+        RetrievalMode.Hybrid when !HasEmbedder => RetrievalMode.Keyword,
+        _ => requested,
+    };
+
+    /// <summary>Ranked chunks without any relevance gate (what eval-rag measures).</summary>
+    public async Task<IReadOnlyList<SearchHit>> SearchAsync(string query, RetrievalMode mode, int top, SearchFilter? filter = null,
+        CancellationToken cancellationToken = default)
+    {
+        switch (Effective(mode))
+        {
+            case RetrievalMode.Keyword:
+                return knowledgeBase.KeywordSearch(query, top, filter);
+            case RetrievalMode.Dense:
+                return knowledgeBase.VectorSearch(await EmbedAsync(query, cancellationToken).ConfigureAwait(false), top, filter);
+            default:
+                return knowledgeBase.HybridSearch(query, await EmbedAsync(query, cancellationToken).ConfigureAwait(false), top, filter);
+        }
+    }
+
+    /// <summary>
+    /// The top chunks (keyword and dense lists fused by reciprocal rank), or none when not one of them is relevant: a chunk
+    /// is relevant when it holds <see cref="RelevanceThresholds.MinTermCoverage"/> of the query's content terms or reaches
+    /// <see cref="RelevanceThresholds.MinCosine"/>. An empty result means "the documents do not contain it".
+    /// </summary>
+    public async Task<IReadOnlyList<ScoredHit>> RetrieveRelevantAsync(string query, RetrievalMode mode, int top, RelevanceThresholds thresholds,
+        SearchFilter? filter = null, CancellationToken cancellationToken = default)
+    {
+        var effective = Effective(mode);
+        int candidates = Math.Max(top * 5, 50);
+        var cosine = new Dictionary<long, double>();
+        var lists = new List<IReadOnlyList<SearchHit>>();
+        if (effective is RetrievalMode.Keyword or RetrievalMode.Hybrid)
+            lists.Add(knowledgeBase.KeywordSearch(query, candidates, filter));
+        if (effective is RetrievalMode.Dense or RetrievalMode.Hybrid)
+        {
+            var vector = await EmbedAsync(query, cancellationToken).ConfigureAwait(false);
+            var dense = knowledgeBase.VectorSearch(vector, candidates, filter);
+            foreach (var hit in dense) cosine[hit.ChunkId] = hit.Score;
+            lists.Add(dense);
+        }
+        var fused = lists.Count == 1 ? lists[0].Take(top).ToList() : ReciprocalRankFusion.Fuse(lists, top);
+        var scored = fused.Select(h => new ScoredHit(h, TermCoverage(query, h), cosine.TryGetValue(h.ChunkId, out double c) ? c : null)).ToList();
+        bool anyRelevant = scored.Any(s => s.TermCoverage >= thresholds.MinTermCoverage || s.Cosine >= thresholds.MinCosine);
+        return anyRelevant ? scored : [];
+    }
+
+    /// <summary>Chars whose bigrams carry no topic (particles, interrogatives): such bigrams are left out of the coverage.</summary>
+    private const string FunctionChars = "的了是吗呢吧啊么什哪谁怎";
+
+    private static readonly HashSet<string> FunctionBigrams = ["什么", "多少", "如何", "为何", "为什", "几个", "哪些", "是否", "有没", "没有", "请问"];
+
+    /// <summary>The query terms that carry its topic: CJK bigrams without particles/interrogatives, and words (all terms when none is left).</summary>
+    public static IReadOnlyList<string> ContentTerms(string query)
+    {
+        var all = CjkTerms.ForQuery(query);
+        var content = all.Where(t => !(t.Any(c => FunctionChars.Contains(c)) || FunctionBigrams.Contains(t))).ToList();
+        return content.Count > 0 ? content : all;
+    }
+
+    /// <summary>Fraction of the query's <see cref="ContentTerms"/> that occur in the chunk or its section title.</summary>
+    public static double TermCoverage(string query, SearchHit hit)
+    {
+        var terms = ContentTerms(query);
+        if (terms.Count == 0) return 0;
+        string text = (hit.Section + "\n" + hit.Text).ToLowerInvariant();
+        return terms.Count(t => text.Contains(t, StringComparison.Ordinal)) / (double)terms.Count;
+    }
+
+    private async Task<ReadOnlyMemory<float>> EmbedAsync(string query, CancellationToken cancellationToken)
+    {
+        var embeddings = await embeddingGenerator!.GenerateAsync([query], cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (embeddings.Count != 1) throw new GlmException($"the embedding model returned {embeddings.Count} vectors for one query; expected 1");
+        return embeddings[0].Vector;
+    }
+}
