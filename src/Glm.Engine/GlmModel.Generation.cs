@@ -59,7 +59,8 @@ public sealed partial class GlmModel
 
     /// <summary>
     /// Streams the continuation of <paramref name="promptIds"/>. Each chunk carries one token and the text it completes; the last
-    /// chunk carries the finish reason. Cancelling ends the stream at the next token and frees the request's KV cache.
+    /// chunk carries the finish reason. On original-GLM models a prompt that ends with sop after a [MASK]/[sMASK]/[gMASK]
+    /// generates that blank (Part B positions), as <see cref="GenerateBlankAsync"/>. Cancelling ends the stream at the next token and frees the request's KV cache.
     /// </summary>
     public async IAsyncEnumerable<GenerationChunk> GenerateAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -68,6 +69,14 @@ public sealed partial class GlmModel
         options.Validate();
         if (promptIds.Count == 0) throw new GlmException("empty prompt; expected at least one token id.");
         CheckIds(promptIds);
+        // Original GLM: a prompt "Part A (with a mask) + sop" asks for that blank, generated with GLM's 2D positions.
+        if (Config.Layout == GlmLayout.OriginalGlm && BlankTokens is { } blank && promptIds[^1] == blank.Sop
+            && promptIds.Take(promptIds.Count - 1).Any(blank.MaskIds.Contains))
+        {
+            await foreach (var chunk in GenerateBlankAsync(promptIds.Take(promptIds.Count - 1).ToArray(), options, cancellationToken).ConfigureAwait(false))
+                yield return chunk;
+            yield break;
+        }
         if (promptIds.Count >= MaxContext)
             throw new GlmException($"prompt of {promptIds.Count} tokens does not fit the context of {MaxContext} tokens.");
         var stopIds = options.StopTokenIds ?? DefaultStopIds;

@@ -1,5 +1,6 @@
 using System.ClientModel;
 using AgentHost.Cli;
+using Glm.Connector;
 using AgentHost.Rag.Llm;
 using AgentHost.Rag.Prompts;
 using AgentHost.Rag.Stores;
@@ -92,7 +93,7 @@ public static class RagHost
                 var model = dir is not null && dir.StartsWith("random:", StringComparison.Ordinal)
                     ? GlmModel.CreateRandom(dir["random:".Length..], options)
                     : GlmModel.Load(dir ?? ModelOptions.FindBundledModel(), options);
-                return new LocalModelChatClient(model, ownsModel: true);
+                return new OwnedModelChatClient(new GlmChatClient(new GlmModelTokenSource(model)), model);
             case "openai":
                 var endpoint = ParseEndpoint(chat.Endpoint, "Chat:Endpoint");
                 return new OpenAI.Chat.ChatClient(chat.Model, new ApiKeyCredential(chat.ApiKey ?? "none"),

@@ -10,11 +10,11 @@ namespace Glm.Engine.Generation;
 public sealed class ChatSession
 {
     private readonly GlmModel _model;
-    private readonly IChatFormat? _format;
+    private readonly IChatFormat _format;
     private readonly string? _system;
     private readonly List<ChatTurn> _turns = new();
 
-    private ChatSession(GlmModel model, IChatFormat? format, string? system)
+    private ChatSession(GlmModel model, IChatFormat format, string? system)
     {
         _model = model;
         _format = format;
@@ -23,15 +23,11 @@ public sealed class ChatSession
     }
 
     /// <summary>
-    /// Starts a conversation. Models with a ChatGLM3/GLM-4 template use it; a base original-GLM model (no template) gets a
-    /// plain-text dialogue ("问：…\n答：") continued through its [gMASK] blank. Other models without a template are refused.
+    /// Starts a conversation in the model's chat format (ChatGLM3, GLM-4, or the plain-text blank chat of base GLM models);
+    /// throws when the model has none.
     /// </summary>
-    public static ChatSession Create(GlmModel model, string? systemPrompt = null)
-    {
-        if (model.ChatFormat is null && (model.Config.Layout != Modeling.GlmLayout.OriginalGlm || model.Tokenizer is null))
-            throw new GlmException($"{model.Source} has no chat template (it needs a ChatGLM3 or GLM-4 tokenizer); use generate instead.");
-        return new ChatSession(model, model.ChatFormat, systemPrompt);
-    }
+    public static ChatSession Create(GlmModel model, string? systemPrompt = null) =>
+        new(model, model.ChatFormat ?? throw new GlmException($"{model.Source} has no chat format (it needs a tokenizer); use generate with --ids instead."), systemPrompt);
 
     /// <summary>Turns so far.</summary>
     public IReadOnlyList<ChatTurn> Turns => _turns;
@@ -56,34 +52,15 @@ public sealed class ChatSession
             reply.Append(delta);
             yield return delta;
         }
-        string content = _format is null ? reply.ToString().Trim() : _format.Parse(reply.ToString(), Array.Empty<string>()).Content;
-        _turns.Add(new ChatTurn(ChatRole.Assistant, content));
+        _turns.Add(new ChatTurn(ChatRole.Assistant, _format.Parse(reply.ToString(), Array.Empty<string>()).Content));
     }
 
     private IAsyncEnumerable<GenerationChunk> Generate(GenerationOptions options, CancellationToken ct)
     {
-        if (_format is not null)
-        {
-            var stopIds = new HashSet<int>(_format.StopIds);
-            foreach (var id in _model.DefaultStopIds) stopIds.Add(id);
-            return _model.GenerateAsync(_format.BuildPrompt(_turns, null, addGenerationPrompt: true), options with { StopTokenIds = stopIds }, ct);
-        }
-        // Base GLM: the dialogue as plain text, the answer generated in the document-level blank, one line per answer.
-        var tok = _model.Tokenizer!;
-        var text = new System.Text.StringBuilder();
-        foreach (var turn in _turns)
-            text.Append(turn.Role switch
-            {
-                ChatRole.System => turn.Content + "\n",
-                ChatRole.User => "问：" + turn.Content + "\n",
-                ChatRole.Assistant => "答：" + turn.Content + "\n",
-                _ => turn.Content + "\n",
-            });
-        text.Append("答：");
-        var partA = new List<int>();
-        if (tok.SpecialTokenId("[CLS]") is int cls) partA.Add(cls);
-        partA.AddRange(tok.Encode(text.ToString()));
-        partA.Add(tok.SpecialTokenId("[gMASK]") ?? throw new GlmException($"{_model.Source}: the tokenizer has no [gMASK]."));
-        return _model.GenerateBlankAsync(partA, options with { StopStrings = options.StopStrings.Concat(new[] { "\n问：", "\n" }).ToArray() }, ct);
+        var stopIds = new HashSet<int>(_format.StopIds);
+        foreach (var id in _model.DefaultStopIds) stopIds.Add(id);
+        // A base GLM answers in one line and would otherwise run on into invented turns.
+        var stops = _format is GlmBlankChatFormat ? options.StopStrings.Append("\n").ToArray() : options.StopStrings;
+        return _model.GenerateAsync(_format.BuildPrompt(_turns, null, addGenerationPrompt: true), options with { StopTokenIds = stopIds, StopStrings = stops }, ct);
     }
 }

@@ -54,11 +54,12 @@ public static class TokenizerFactory
             $"No tokenizer found in '{modelFolder}' (expected tokenizer.model, tokenizer.json, cog-pretrain.model or spiece.model).");
     }
 
-    /// <summary>The chat format matching a tokenizer: ChatGLM3 or GLM-4; null for original GLM (no chat format).</summary>
+    /// <summary>The chat format matching a tokenizer: ChatGLM3, GLM-4, or the plain-text blank chat of base original-GLM models.</summary>
     public static IChatFormat? CreateChatFormat(IGlmTokenizer tokenizer) => tokenizer switch
     {
         ChatGlm3Tokenizer => new ChatGlm3ChatFormat(tokenizer),
         Glm4Tokenizer => new Glm4ChatFormat(tokenizer),
+        Training.OwnBpeTokenizer or GlmChineseTokenizer => new GlmBlankChatFormat(tokenizer),
         _ => null,
     };
 

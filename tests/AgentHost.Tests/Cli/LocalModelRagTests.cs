@@ -2,6 +2,7 @@ using AgentHost.Cli;
 using AgentHost.Hosting;
 using AgentHost.Rag.Llm;
 using AgentHost.Tests.Rag;
+using Glm.Connector;
 using Glm.Engine;
 using Microsoft.Extensions.AI;
 
@@ -19,7 +20,7 @@ public sealed class LocalModelRagTests : IDisposable
     public async Task LocalChatClientStreamsWithinTheTokenLimitAndReportsUsage()
     {
         using var model = GlmModel.Load(CliTestModel.ChatGlm3Folder(_temp.File("m")), new GlmLoadOptions { Device = "cpu", DType = "fp32" });
-        using var client = new LocalModelChatClient(model);
+        using var client = new GlmChatClient(new GlmModelTokenSource(model));
         var updates = new List<ChatResponseUpdate>();
         await foreach (var u in client.GetStreamingResponseAsync([new ChatMessage(ChatRole.System, "你是助手。"), new ChatMessage(ChatRole.User, "你好")],
                            new ChatOptions { MaxOutputTokens = 5 }))
@@ -29,7 +30,7 @@ public sealed class LocalModelRagTests : IDisposable
         var usage = Assert.Single(last.Contents.OfType<UsageContent>()).Details;
         Assert.InRange(usage.OutputTokenCount!.Value, 1, 5);
         Assert.True(usage.InputTokenCount > 4);
-        Assert.Equal("glmsk-local", client.GetService<ChatClientMetadata>()!.ProviderName);
+        Assert.Equal(GlmChatClient.ProviderName, client.GetService<ChatClientMetadata>()!.ProviderName);
 
         var response = await client.GetResponseAsync([new ChatMessage(ChatRole.User, "你好")], new ChatOptions { MaxOutputTokens = 5 });
         Assert.Equal(ChatRole.Assistant, response.Messages.Single().Role);

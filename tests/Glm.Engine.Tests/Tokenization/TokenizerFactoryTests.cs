@@ -31,7 +31,7 @@ public sealed class TokenizerFactoryTests : IDisposable
         File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "glm", "architectures": ["GLMModel"]}""");
         var tok = TokenizerFactory.Load(folder);
         Assert.IsType<GlmChineseTokenizer>(tok);
-        Assert.Null(TokenizerFactory.CreateChatFormat(tok));
+        Assert.IsType<GlmBlankChatFormat>(TokenizerFactory.CreateChatFormat(tok)); // base GLM: plain-text dialogue through [gMASK]
     }
 
     [Fact]
