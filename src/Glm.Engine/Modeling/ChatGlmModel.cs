@@ -234,7 +234,16 @@ internal sealed class Weights : nn.Module
         }
     }
 
-    public Tensor Linear(Tensor x) => Kernels.CpuGemv.TryLinear(x, Weight, Bias) ?? F.linear(x, Weight, Bias);
+    public Tensor Linear(Tensor x)
+    {
+        if (Kernels.CpuGemv.TryLinear(x, Weight, Bias) is { } y) return y;
+        if (x.dim() <= 2) return F.linear(x, Weight, Bias);
+        // libtorch picks a much slower fp16 GEMV kernel for 3-D inputs than for the same rows as a 2-D matrix.
+        var shape = x.shape.ToArray();
+        var flat = F.linear(x.reshape(-1, shape[^1]), Weight, Bias);
+        shape[^1] = flat.shape[1];
+        return flat.view(shape);
+    }
 }
 
 /// <summary>A named grouping module so parameter names mirror the checkpoint's hierarchy.</summary>
