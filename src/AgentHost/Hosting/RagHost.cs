@@ -59,6 +59,7 @@ public static class RagHost
             throw new GlmException($"configuration ({settingsFile}, GLM_* environment variables or options) has a bad value: {e.Message}", e);
         }
         Validate(settings);
+        FitToLocalModelContext(settings, console);
         var services = builder.Services;
         services.AddSingleton(settings);
         services.AddSingleton(console);
@@ -120,6 +121,37 @@ public static class RagHost
             default:
                 throw new GlmException($"Embedding:Provider = '{embedding.Provider}': expected 'none', 'hashing' or 'openai'");
         }
+    }
+
+    /// <summary>
+    /// A local model's context (config.json, read without loading weights) bounds every prompt: passages, answers and summary
+    /// windows are shrunk to fit it, so a small model such as the bundled one answers instead of failing on prompt length.
+    /// </summary>
+    private static void FitToLocalModelContext(GlmSettings s, CliConsole console)
+    {
+        if (!s.Chat.Provider.Equals("local", StringComparison.OrdinalIgnoreCase)) return;
+        if (RagHostHooks.ConfigureServices is not null) return; // the chat client is supplied by the embedding application
+        string? dir = s.Chat.ModelDir;
+        int context;
+        if (dir is not null && dir.StartsWith("random:", StringComparison.Ordinal))
+            context = Glm.Engine.Modeling.ModelPresets.Get(dir["random:".Length..]).MaxPositions;
+        else
+        {
+            try { dir ??= ModelOptions.FindBundledModel(); }
+            catch (GlmException) { return; } // reported when the model is actually needed
+            context = Glm.Engine.Modeling.GlmConfig.Load(dir).MaxPositions;
+        }
+        int answer = Math.Min(s.Chat.MaxOutputTokens, Math.Max(32, context / 4));
+        // Passage budget is counted with an approximate tokenizer: keep half the remaining room for the template and slack.
+        int passages = Math.Min(s.Rag.ContextTokens, Math.Max(64, (context - answer) / 2));
+        int summaryWindow = Math.Min(s.Summarize.ContextTokens, context);
+        int summaryAnswer = Math.Min(s.Summarize.MaxOutputTokens, Math.Max(16, summaryWindow / 4));
+        if (answer != s.Chat.MaxOutputTokens || passages != s.Rag.ContextTokens || summaryWindow != s.Summarize.ContextTokens)
+            console.Error.WriteLine($"note: the model's context is {context} tokens; using {passages} tokens of passages, answers up to {answer} tokens, summary windows of {summaryWindow}.");
+        s.Chat.MaxOutputTokens = answer;
+        s.Rag.ContextTokens = passages;
+        s.Summarize.ContextTokens = Math.Max(256, summaryWindow);
+        s.Summarize.MaxOutputTokens = summaryAnswer;
     }
 
     private static Uri ParseEndpoint(string? value, string key) =>
