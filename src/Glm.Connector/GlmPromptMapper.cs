@@ -97,7 +97,7 @@ public static class GlmPromptMapper
     public static string ArgumentsJson(FunctionCallContent call)
     {
         if (call.RawRepresentation is ToolCall raw) return raw.ArgumentsJson;
-        return PythonStyleJson.Serialize(call.Arguments ?? new Dictionary<string, object?>());
+        return PythonJson.Dumps(JsonSerializer.SerializeToElement(call.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions));
     }
 
     /// <summary>A function result as observation text: strings as they are, anything else as JSON.</summary>
@@ -106,8 +106,8 @@ public static class GlmPromptMapper
         null when result.Exception is not null => $"Error: {result.Exception.Message}",
         null => "null",
         string s => s,
-        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : PythonStyleJson.Dumps(e),
-        var other => PythonStyleJson.Serialize(other),
+        JsonElement e => e.ValueKind == JsonValueKind.String ? e.GetString()! : PythonJson.Dumps(e),
+        var other => PythonJson.Dumps(JsonSerializer.SerializeToElement(other, AIJsonUtilities.DefaultOptions)),
     };
 
     /// <summary><c>{"city": "北京", "n": 2}</c> → <c>city="北京", n=2</c> (Python literals: True/False/None).</summary>

@@ -8,8 +8,9 @@ namespace Glm.Engine.Tokenization;
 /// that exact text: separators <c>", "</c>/<c>": "</c> (or newline + indent), non-ASCII kept, control characters escaped.
 /// Numbers keep their source text (Python would print floats via <c>repr</c>, e.g. <c>1e5</c> as <c>100000.0</c>).
 /// </summary>
-internal static class PythonJson
+public static class PythonJson
 {
+    /// <summary>Python's <c>json.dumps</c> text of <paramref name="value"/>; <paramref name="indent"/> null = one line.</summary>
     public static string Dumps(JsonElement value, int? indent = null)
     {
         var sb = new StringBuilder();
@@ -24,6 +25,7 @@ internal static class PythonJson
         return Dumps(doc.RootElement, indent);
     }
 
+    /// <summary>Appends <paramref name="s"/> as a Python-style JSON string literal.</summary>
     public static void WriteString(StringBuilder sb, string s)
     {
         sb.Append('"');
