@@ -51,10 +51,11 @@ public sealed class LoraAdapterSet : IDisposable
         var layers = new Dictionary<string, (Weights, LoraLayer)>(StringComparer.Ordinal);
         foreach (var (path, target) in Targets(model, config))
         {
+            using var scope = NewDisposeScope();
             long outF = target.Weight.shape[0], inF = target.Weight.shape[1];
             double bound = 1.0 / Math.Sqrt(inF);
-            var a = (rand(new long[] { config.Rank, inF }, generator: generator) * (2 * bound) - bound).to(model.Device);
-            var b = zeros(new long[] { outF, config.Rank }, device: model.Device);
+            var a = (rand(new long[] { config.Rank, inF }, generator: generator) * (2 * bound) - bound).to(model.Device).MoveToOuterDisposeScope();
+            var b = zeros(new long[] { outF, config.Rank }, device: model.Device).MoveToOuterDisposeScope();
             layers[path] = (target, new LoraLayer(path, a, b, config.Scaling, config.Dropout));
         }
         return new LoraAdapterSet(model, config, layers);
@@ -164,6 +165,7 @@ public sealed class LoraAdapterSet : IDisposable
         {
             foreach (var (path, target) in Targets(model, config))
             {
+                using var scope = NewDisposeScope();
                 var names = LoraModuleNames.External(path, model.Config.Layout);
                 var parts = names.Select(n =>
                 {
@@ -178,7 +180,7 @@ public sealed class LoraAdapterSet : IDisposable
                 if (a.dim() != 2 || b.dim() != 2 || a.shape[1] != inF || b.shape[0] != outF || b.shape[1] != a.shape[0])
                     throw new GlmException($"{weightsPath}: module '{names[0]}' has lora_A [{string.Join(", ", a.shape)}] and lora_B [{string.Join(", ", b.shape)}]; " +
                         $"expected A [r, {inF}] and B [{outF}, r] for this model.");
-                layers[path] = (target, new LoraLayer(path, a.to(model.Device), b.to(model.Device), config.Scaling, config.Dropout));
+                layers[path] = (target, new LoraLayer(path, a.to(model.Device).contiguous().MoveToOuterDisposeScope(), b.to(model.Device).contiguous().MoveToOuterDisposeScope(), config.Scaling, config.Dropout));
             }
             var unused = reader.Names.Where(n => !used.Contains(n)).ToList();
             if (unused.Count > 0)

@@ -191,4 +191,44 @@ public sealed class LoraTests : IDisposable
         ex = Assert.Throws<GlmException>(() => LoraAdapterSet.Attach(model, new LoraConfig { Rank = 0 }));
         Assert.Contains("r = 0", ex.Message);
     }
+
+    [Fact]
+    public void HfAdaptersWithDifferentQkvMatricesFuseExactly()
+    {
+        using var model = Tiny(GlmLayout.HfGlm4);
+        using (var lora = LoraAdapterSet.Attach(model, new LoraConfig { Rank = 2, Alpha = 4, TargetModules = "q_proj|k_proj|v_proj" }, seed: 3))
+        {
+            Randomize(lora, 4);
+            lora.Save(_dir);
+        }
+        // Give k_proj its own A, as an adapter trained by PEFT on separate projections would have.
+        string file = Path.Combine(_dir, "adapter_model.safetensors");
+        var tensors = new Dictionary<string, Tensor>();
+        using (var reader = CheckpointReader.Open(file))
+            foreach (var name in reader.Names) tensors[name] = reader.Load(name).clone();
+        var g = new Generator(99);
+        foreach (var key in tensors.Keys.Where(k => k.Contains("k_proj.lora_A")).ToList())
+            tensors[key] = 0.1f * randn(tensors[key].shape, generator: g);
+        SafeTensorsWriter.Save(file, tensors.Select(p => new KeyValuePair<string, Tensor>(p.Key, p.Value)));
+
+        var ids = PromptFor(model);
+        float[,] adapted;
+        using (var loaded = LoraAdapterSet.Load(model, _dir))
+        {
+            Assert.All(loaded.Layers, l => Assert.Equal(6, l.Rank)); // stacked A rows, block-diagonal B
+            adapted = model.ComputeLogits(ids);
+        }
+        // Reference: add each projection's own B·A·α/r to its rows of the HF weights.
+        using (torch.no_grad())
+        {
+            var weights = model.NamedWeights(GlmLayout.HfGlm4).ToDictionary(p => p.Name, p => p.Tensor);
+            foreach (var proj in new[] { "q_proj", "k_proj", "v_proj" })
+                for (int i = 0; i < model.Config.NumLayers; i++)
+                {
+                    string m = $"base_model.model.model.layers.{i}.self_attn.{proj}";
+                    weights[$"model.layers.{i}.self_attn.{proj}.weight"].add_(matmul(tensors[m + ".lora_B.weight"], tensors[m + ".lora_A.weight"]) * 2.0);
+                }
+        }
+        Assert.True(MaxDiff(adapted, model.ComputeLogits(ids)) < 1e-5);
+    }
 }
