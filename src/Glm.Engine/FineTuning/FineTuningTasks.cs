@@ -77,7 +77,7 @@ public sealed class ChatSftTask(IReadOnlyList<ChatSftSample> train, IReadOnlyLis
         var positions = arange(l, dtype: ScalarType.Int64, device: device).view(1, l).expand(b, l).contiguous();
         var keys = tensor(valid, new long[] { b, 1, 1, l }, device: device);
         var mask = ones(new long[] { l, l }, dtype: ScalarType.Bool, device: device).tril().view(1, 1, l, l).logical_and(keys);
-        // Padded rows see no key of their own; let them see key 0 so softmax stays finite (their loss weight is 0).
+        // Guard: every query row may see key 0, so no row is fully masked (padded rows already see their sample; loss weight 0).
         mask = mask.logical_or(arange(l, device: device).eq(0).view(1, 1, 1, l));
         var logits = model.Network.Forward(idT, positions, null, mask, lastOnly: false);
         var nll = F.cross_entropy(logits.narrow(1, 0, l - 1).to(ScalarType.Float32).reshape(b * (l - 1), -1),
