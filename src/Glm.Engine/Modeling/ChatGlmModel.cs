@@ -234,7 +234,12 @@ internal sealed class Weights : nn.Module
         }
     }
 
-    public Tensor Linear(Tensor x)
+    /// <summary>An optional low-rank term added to <see cref="Linear"/>'s output (LoRA); not a registered submodule.</summary>
+    public ILinearAdapter? Adapter { get; set; }
+
+    public Tensor Linear(Tensor x) => Adapter is null ? BaseLinear(x) : BaseLinear(x) + Adapter.Delta(x);
+
+    private Tensor BaseLinear(Tensor x)
     {
         if (Kernels.CpuGemv.TryLinear(x, Weight, Bias) is { } y) return y;
         if (x.dim() <= 2) return F.linear(x, Weight, Bias);
@@ -251,4 +256,11 @@ internal sealed class Container : nn.Module
 {
     public Container(string name) : base(name) { }
     public void Add(string name, nn.Module child) => register_module(name, child);
+}
+
+/// <summary>A term added to a <see cref="Weights"/> linear layer's output, e.g. a LoRA adapter's (dropout(x)·Aᵀ·Bᵀ)·α/r.</summary>
+internal interface ILinearAdapter
+{
+    /// <summary>The additive term for input <paramref name="x"/> [..., in]; returns [..., out] in x's dtype.</summary>
+    Tensor Delta(Tensor x);
 }

@@ -190,8 +190,11 @@ internal sealed class GlmBlockLayer : nn.Module
         return x + Linear(inner, _4hToH, dtype);
     }
 
-    private static Tensor Linear(Tensor x, Weights w, ScalarType dtype) =>
-        F.linear(x, GlmBlockModel.Cast(w.Weight, dtype), w.Bias is null ? null : GlmBlockModel.Cast(w.Bias, dtype));
+    private static Tensor Linear(Tensor x, Weights w, ScalarType dtype)
+    {
+        var y = F.linear(x, GlmBlockModel.Cast(w.Weight, dtype), w.Bias is null ? null : GlmBlockModel.Cast(w.Bias, dtype));
+        return w.Adapter is null ? y : y + w.Adapter.Delta(x);
+    }
 }
 
 /// <summary>Tensor names of the original GLM checkpoint (glm-formats.md §1.2; HF files may add a leading <c>glm.</c>).</summary>
