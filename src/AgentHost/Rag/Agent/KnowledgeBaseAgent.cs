@@ -104,13 +104,13 @@ public sealed class KnowledgeBaseAgent
 
     private async Task<AskResult> ToolTurnAsync(string question, Action<string>? onDelta, CancellationToken cancellationToken)
     {
-        int mark = History.Count;
-        if (History.Count == 0 || History[0].Role != SkChatRole.System)
+        bool addSystem = History.Count == 0 || History[0].Role != SkChatRole.System;
+        if (addSystem)
         {
             string system = await _prompts.RenderAsync(PromptLibrary.Agent, new Dictionary<string, object?> { ["kb"] = _options.KnowledgeBase }, cancellationToken).ConfigureAwait(false);
             History.Insert(0, new ChatMessageContent(SkChatRole.System, system));
-            mark++;
         }
+        int mark = History.Count;
         _plugin.BeginTurn(ConversationHistory.Format(TextTurns()));
         History.AddUserMessage(question);
         var settings = new PromptExecutionSettings
@@ -133,6 +133,7 @@ public sealed class KnowledgeBaseAgent
         {
             // Leave the history as it was before the turn (the bridge may have appended the user message, calls and results).
             while (History.Count > mark) History.RemoveAt(History.Count - 1);
+            if (addSystem) History.RemoveAt(0);
             throw;
         }
         filter ??= new CitationFilter(_plugin.TurnPassages.Count);
