@@ -52,6 +52,22 @@ public sealed class RagSettings
 
     /// <summary>Chunk overlap for ingestion, in approximate tokens.</summary>
     public int OverlapTokens { get; set; } = 32;
+
+    /// <summary>Section "Rag:Reranker": optional cross-encoder applied to the fused candidates.</summary>
+    public RerankerSettings Reranker { get; set; } = new();
+}
+
+/// <summary>Optional cross-encoder reranking of retrieved candidates (ask, chat's search_documents, eval-rag's "hybrid + rerank" row).</summary>
+public sealed class RerankerSettings
+{
+    /// <summary>Cross-encoder folder (bge-reranker-base / -large / -v2-m3, BERT cross-encoders); null = no reranking.</summary>
+    public string? ModelDir { get; set; }
+
+    /// <summary>Fused candidates the cross-encoder scores before the top-k cut.</summary>
+    public int Candidates { get; set; } = 20;
+
+    /// <summary>Device for the cross-encoder: auto, cpu, cuda, cuda:N; null = cpu.</summary>
+    public string? Device { get; set; }
 }
 
 /// <summary>Which chat model answers.</summary>
@@ -88,7 +104,7 @@ public sealed class ChatSettings
 /// <summary>Which embedding model (if any) is used for dense retrieval.</summary>
 public sealed class EmbeddingSettings
 {
-    /// <summary>"none" (keyword-only), "openai" (OpenAI-compatible /embeddings) or "hashing" (char n-gram hashing: a lexical baseline, not semantic).</summary>
+    /// <summary>"none" (keyword-only), "openai" (OpenAI-compatible /embeddings), "hashing" (char n-gram hashing: a lexical baseline, not semantic), "glm" (pooled hidden states of a local GLM model) or "bge" (a local BERT / XLM-R sentence-embedding model such as bge-small-zh).</summary>
     public string Provider { get; set; } = "none";
 
     /// <summary>OpenAI-compatible base URL.</summary>
@@ -102,6 +118,15 @@ public sealed class EmbeddingSettings
 
     /// <summary>Vector size for the hashing embedder.</summary>
     public int Dimensions { get; set; } = 256;
+
+    /// <summary>Model folder for the "glm" and "bge" providers ("glm" also takes random:NAME).</summary>
+    public string? ModelDir { get; set; }
+
+    /// <summary>"glm" provider: hidden-state layer to pool (-1 = last block + final norm, 0 = token embeddings, k = after k blocks).</summary>
+    public int Layer { get; set; } = -1;
+
+    /// <summary>Device for the "glm" and "bge" providers: auto, cpu, cuda, cuda:N; null = the engine's default.</summary>
+    public string? Device { get; set; }
 }
 
 /// <summary>Map-reduce summarisation.</summary>

@@ -1,7 +1,9 @@
 using System.ClientModel;
 using AgentHost.Cli;
 using Glm.Connector;
+using AgentHost.Rag.Answering;
 using AgentHost.Rag.Llm;
+using Glm.Engine.Encoders;
 using AgentHost.Rag.Prompts;
 using AgentHost.Rag.Stores;
 using Glm.Engine;
@@ -67,7 +69,13 @@ public static class RagHost
         services.AddSingleton(_ => new PromptLibrary(settings.Rag.PromptsDir ?? Path.Combine(AppContext.BaseDirectory, "prompts")));
         services.AddSingleton<IChatClient>(sp => CreateChatClient(settings.Chat, sp.GetRequiredService<ILoggerFactory>()));
         if (!settings.Embedding.Provider.Equals("none", StringComparison.OrdinalIgnoreCase))
-            services.AddSingleton(_ => CreateEmbeddingGenerator(settings.Embedding));
+            services.AddSingleton(sp => CreateEmbeddingGenerator(settings.Embedding, sp.GetRequiredService<ILoggerFactory>()));
+        if (settings.Rag.Reranker.ModelDir is { } rerankerDir)
+            services.AddSingleton<IPassageReranker>(sp =>
+            {
+                sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(RagHost)).LogInformation("loading reranker {Model}", rerankerDir);
+                return CrossEncoderPassageReranker.Load(rerankerDir, settings.Rag.Reranker.Device);
+            });
         RagHostHooks.ConfigureServices?.Invoke(services);
         return builder.Build();
     }
@@ -76,6 +84,8 @@ public static class RagHost
     {
         if (s.Rag.TopK < 1) throw new GlmException($"Rag:TopK = {s.Rag.TopK}: expected 1 or more");
         if (s.Rag.MinTermCoverage is < 0 or > 1) throw new GlmException($"Rag:MinTermCoverage = {s.Rag.MinTermCoverage}: expected a fraction in [0, 1]");
+        if (s.Rag.Reranker.Candidates is < 1 or > 500) throw new GlmException($"Rag:Reranker:Candidates = {s.Rag.Reranker.Candidates}: expected 1–500");
+        if (s.Rag.Reranker.ModelDir is { } r && string.IsNullOrWhiteSpace(r)) throw new GlmException("Rag:Reranker:ModelDir is empty; set a cross-encoder folder or null");
         if (s.Rag.ContextTokens < 64) throw new GlmException($"Rag:ContextTokens = {s.Rag.ContextTokens}: expected at least 64");
         if (s.Summarize.ContextTokens < 256) throw new GlmException($"Summarize:ContextTokens = {s.Summarize.ContextTokens}: expected at least 256");
         if (s.Summarize.MaxOutputTokens < 16 || s.Summarize.MaxOutputTokens * 2 >= s.Summarize.ContextTokens)
@@ -104,8 +114,8 @@ public static class RagHost
         }
     }
 
-    /// <summary>The embedding generator the settings choose.</summary>
-    public static IEmbeddingGenerator<string, Embedding<float>> CreateEmbeddingGenerator(EmbeddingSettings embedding)
+    /// <summary>The embedding generator the settings choose (models of the "glm" and "bge" providers are loaded here and owned by it).</summary>
+    public static IEmbeddingGenerator<string, Embedding<float>> CreateEmbeddingGenerator(EmbeddingSettings embedding, ILoggerFactory? loggerFactory = null)
     {
         switch (embedding.Provider.ToLowerInvariant())
         {
@@ -118,8 +128,30 @@ public static class RagHost
                 if (string.IsNullOrWhiteSpace(embedding.Model)) throw new GlmException("Embedding:Model is empty; name the embedding model served at Embedding:Endpoint");
                 return new OpenAI.Embeddings.EmbeddingClient(embedding.Model, new ApiKeyCredential(embedding.ApiKey ?? "none"),
                     new OpenAIClientOptions { Endpoint = endpoint }).AsIEmbeddingGenerator();
+            case "glm":
+            {
+                string dir = RequireModelDir(embedding, "a GLM model folder or random:NAME");
+                loggerFactory?.CreateLogger(typeof(RagHost)).LogInformation("loading GLM embedding model {Model}", dir);
+                var options = new GlmLoadOptions { Device = embedding.Device };
+                var model = dir.StartsWith("random:", StringComparison.Ordinal) ? GlmModel.CreateRandom(dir["random:".Length..], options) : GlmModel.Load(dir, options);
+                try
+                {
+                    if (embedding.Layer < -1 || embedding.Layer > model.LayerCount)
+                        throw new GlmException($"Embedding:Layer = {embedding.Layer}: expected -1 (last) or 0..{model.LayerCount} for {dir}");
+                    return new OwnedEmbeddingGenerator(new GlmEmbeddingGenerator(model, new GlmEmbeddingOptions { Layer = embedding.Layer }), model);
+                }
+                catch { model.Dispose(); throw; }
+            }
+            case "bge":
+            {
+                string dir = RequireModelDir(embedding, "a sentence-embedding folder such as bge-small-zh-v1.5");
+                if (!Directory.Exists(dir)) throw new GlmException($"Embedding:ModelDir = '{dir}': folder not found; expected a BERT / XLM-R embedding model (config.json, weights, vocab.txt or sentencepiece.bpe.model)");
+                loggerFactory?.CreateLogger(typeof(RagHost)).LogInformation("loading encoder embedding model {Model}", dir);
+                var model = EncoderEmbeddingModel.Load(dir, new EncoderEmbeddingOptions { Device = embedding.Device });
+                return new EncoderEmbeddingGenerator(model, ownsModel: true);
+            }
             default:
-                throw new GlmException($"Embedding:Provider = '{embedding.Provider}': expected 'none', 'hashing' or 'openai'");
+                throw new GlmException($"Embedding:Provider = '{embedding.Provider}': expected 'none', 'hashing', 'openai', 'glm' or 'bge'");
         }
     }
 
@@ -153,6 +185,11 @@ public static class RagHost
         s.Summarize.ContextTokens = Math.Max(256, summaryWindow);
         s.Summarize.MaxOutputTokens = summaryAnswer;
     }
+
+    private static string RequireModelDir(EmbeddingSettings embedding, string expected) =>
+        string.IsNullOrWhiteSpace(embedding.ModelDir)
+            ? throw new GlmException($"Embedding:Provider = '{embedding.Provider}' needs Embedding:ModelDir ({expected})")
+            : embedding.ModelDir;
 
     private static Uri ParseEndpoint(string? value, string key) =>
         Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"

@@ -19,7 +19,7 @@ public static class RagHostHooks
     /// <summary>Configuration file read instead of appsettings.json next to the program.</summary>
     public static string? SettingsFile => s_settingsFile.Value;
 
-    /// <summary>Where confirmations are read from (default: the terminal's stdin when interactive).</summary>
+    /// <summary>Where confirmations and <c>glm chat</c> input are read from (default: the terminal's stdin).</summary>
     public static TextReader? Input => s_input.Value;
 
     /// <summary>Sets the hooks for the calling flow until the returned scope is disposed.</summary>

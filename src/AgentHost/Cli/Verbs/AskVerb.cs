@@ -38,7 +38,7 @@ internal static class AskVerb
             await EnsureKnowledgeBaseAsync(console, services, name, parse.GetValue(kb) is null, ct);
 
             using var store = services.GetRequiredService<KnowledgeBaseCatalog>().Open(name, mustExist: true);
-            var retriever = new Retriever(store, services.GetService<IEmbeddingGenerator<string, Embedding<float>>>());
+            var retriever = CreateRetriever(services, store);
             var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("ask");
             var chat = new LazyChatClient(services);
             var pipeline = new AskPipeline(retriever, chat, prompts, logger);
@@ -56,6 +56,11 @@ internal static class AskVerb
         });
         return cmd;
     }
+
+    /// <summary>A retriever over <paramref name="store"/> with the configured embedder and reranker (Rag:Reranker:ModelDir), if any.</summary>
+    public static Retriever CreateRetriever(IServiceProvider services, IKnowledgeBase store) =>
+        new(store, services.GetService<IEmbeddingGenerator<string, Embedding<float>>>(), services.GetService<IPassageReranker>(),
+            services.GetRequiredService<GlmSettings>().Rag.Reranker.Candidates);
 
     /// <summary>Prints the cited passages (or, when the answer cites none, the passages the model saw).</summary>
     public static void PrintCitations(CliConsole console, AskResult result)

@@ -25,7 +25,7 @@ internal static class EvalRagVerb
         var noGenerate = new Option<bool>("--no-generate") { Description = "Measure retrieval only (no model calls)." };
         var topK = new Option<int?>("--top-k", "-k") { Description = "Passages per answer (default Rag:TopK)." };
         var output = new Option<string?>("--out", "-o") { Description = "Also write the markdown report to this file." };
-        var cmd = new Command("eval-rag", "Index a reading-comprehension set and report retrieval recall@1/5/10 and MRR (keyword, dense, hybrid) and answer EM/F1.");
+        var cmd = new Command("eval-rag", "Index a reading-comprehension set and report retrieval recall@1/5/10 and MRR (keyword, dense, hybrid; plus hybrid + rerank when Rag:Reranker:ModelDir is set) and answer EM/F1.");
         cmd.Add(dataset); cmd.Add(limit); cmd.Add(kb); cmd.Add(noGenerate); cmd.Add(topK); cmd.Add(output);
         rag.AddTo(cmd, model: true, embedding: true);
         cmd.SetAction(async (parse, ct) =>
@@ -47,7 +47,7 @@ internal static class EvalRagVerb
             if (generate) services.GetRequiredService<PromptLibrary>().ValidateAll();
 
             using var store = catalog.Open(name);
-            var retriever = new Retriever(store, embedder);
+            var retriever = AskVerb.CreateRetriever(services, store);
             var ingestion = new IngestionPipeline(store, new IngestionOptions { Chunking = new ChunkingOptions(settings.Rag.ChunkTokens, settings.Rag.OverlapTokens) }, embedder);
             var evaluator = new RagEvaluator(store, retriever, ingestion, Path.Combine(catalog.Root, name + ".docs"));
             var ask = generate ? new AskPipeline(retriever, new LazyChatClient(services), services.GetRequiredService<PromptLibrary>(),

@@ -10,7 +10,7 @@ internal sealed class RagVerbOptions
     public Option<string?> KbRoot { get; } = new("--kb-root") { Description = "Folder of the knowledge bases (config Rag:KbRoot; default ~/.glmsk/kb)." };
     public Option<string?> Prompts { get; } = new("--prompts") { Description = "Folder of prompt templates overriding the shipped prompts/ (config Rag:PromptsDir)." };
     public Option<bool> Verbose { get; } = new("--verbose", "-v") { Description = "Log details to stderr." };
-    public Option<string?> Embedding { get; } = new("--embedding") { Description = "Embedding provider: none, hashing (lexical baseline) or openai (config Embedding:Provider)." };
+    public Option<string?> Embedding { get; } = new("--embedding") { Description = "Embedding provider: none, hashing (lexical baseline), openai, glm or bge (config Embedding:Provider; glm/bge need Embedding:ModelDir)." };
     public Option<string?> Model { get; } = new("--model", "-m") { Description = "Local chat model folder or random:NAME (sets Chat:Provider=local, Chat:ModelDir)." };
 
     public void AddTo(Command command, bool model = false, bool embedding = false)

@@ -25,6 +25,11 @@ public sealed record AskOptions
     public bool RewriteQuery { get; init; }
     /// <summary>Restricts retrieval.</summary>
     public SearchFilter? Filter { get; init; }
+    /// <summary>
+    /// Earlier turns of a conversation (see <see cref="ConversationHistory.Format"/>); when non-empty the question is rewritten
+    /// with them (a follow-up such as "他欠了多少钱？" becomes a standalone query) and the QA prompt names the rewrite.
+    /// </summary>
+    public string History { get; init; } = "";
 }
 
 /// <summary>A citation printed after the answer.</summary>
@@ -57,6 +62,8 @@ public sealed class AskContext(string question, AskOptions options, Action<strin
     public Action<string>? OnDelta { get; } = onDelta;
     /// <summary>Retrieval query.</summary>
     public string Query { get; set; } = question;
+    /// <summary>The standalone rewrite of a follow-up question (conversations only), or null.</summary>
+    public string? Rewritten { get; set; }
     /// <summary>Relevant passages, numbered from 1.</summary>
     public IReadOnlyList<ScoredHit> Passages { get; set; } = [];
     /// <summary>Chat messages for the model.</summary>
@@ -127,11 +134,11 @@ public sealed class AskPipeline
     {
         public async Task InvokeAsync(AskContext context, CancellationToken cancellationToken)
         {
-            if (!context.Options.RewriteQuery) return;
-            string prompt = await prompts.RenderAsync(PromptLibrary.QueryRewrite, new Dictionary<string, object?> { ["question"] = context.Question }, cancellationToken);
-            var response = await chat.GetResponseAsync([new ChatMessage(ChatRole.User, prompt)], prompts.OptionsFor(PromptLibrary.QueryRewrite), cancellationToken);
-            string rewritten = response.Text.Trim().Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.Trim() ?? "";
+            string history = context.Options.History;
+            if (!context.Options.RewriteQuery && history.Length == 0) return;
+            string rewritten = await QueryRewriter.RewriteAsync(chat, prompts, context.Question, history, cancellationToken);
             if (rewritten.Length > 0) context.Query = context.Question + " " + rewritten;
+            if (rewritten.Length > 0 && history.Length > 0) context.Rewritten = rewritten;
             logger.LogInformation("query rewritten to {Query}", context.Query);
         }
     }
@@ -181,7 +188,7 @@ public sealed class AskPipeline
             string system = await prompts.RenderAsync(PromptLibrary.SystemPrompt, new Dictionary<string, object?>(), cancellationToken);
             string user = await prompts.RenderAsync(PromptLibrary.Qa, new Dictionary<string, object?>
             {
-                ["question"] = context.Question, ["context"] = text.ToString().TrimEnd(), ["count"] = kept.Count.ToString(),
+                ["question"] = context.Rewritten is { } r ? $"{context.Question}（即：{r}）" : context.Question, ["context"] = text.ToString().TrimEnd(), ["count"] = kept.Count.ToString(),
             }, cancellationToken);
             context.Messages.Add(new ChatMessage(ChatRole.System, system));
             context.Messages.Add(new ChatMessage(ChatRole.User, user));

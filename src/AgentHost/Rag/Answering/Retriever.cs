@@ -26,9 +26,22 @@ public sealed record ScoredHit(SearchHit Hit, double TermCoverage, double? Cosin
 /// <param name="MinCosine">Cosine similarity a dense hit must reach.</param>
 public sealed record RelevanceThresholds(double MinTermCoverage, double MinCosine);
 
-/// <summary>Keyword, dense and hybrid retrieval over one knowledge base, with an optional relevance gate.</summary>
-public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator)
+/// <summary>
+/// Keyword, dense and hybrid retrieval over one knowledge base, with an optional relevance gate and an optional cross-encoder
+/// <paramref name="reranker"/> that reorders the top <paramref name="rerankCandidates"/> fused candidates.
+/// </summary>
+public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator,
+    IPassageReranker? reranker = null, int rerankCandidates = Retriever.DefaultRerankCandidates)
 {
+    /// <summary>Fused candidates the reranker scores when none is configured.</summary>
+    public const int DefaultRerankCandidates = 20;
+
+    /// <summary>True when a reranker is configured.</summary>
+    public bool HasReranker => reranker is not null;
+
+    /// <summary>The reranker, or null.</summary>
+    public IPassageReranker? Reranker => reranker;
+
     /// <summary>True when dense retrieval is possible.</summary>
     public bool HasEmbedder => embeddingGenerator is not null;
 
@@ -40,23 +53,39 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
         _ => requested,
     };
 
-    /// <summary>Ranked chunks without any relevance gate (what eval-rag measures).</summary>
+    /// <summary>
+    /// Ranked chunks without any relevance gate (what eval-rag measures). With <paramref name="rerank"/> (needs a reranker) the
+    /// top <c>max(top, rerankCandidates)</c> chunks of the mode are reordered by the cross-encoder before the cut.
+    /// </summary>
     public async Task<IReadOnlyList<SearchHit>> SearchAsync(string query, RetrievalMode mode, int top, SearchFilter? filter = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, bool rerank = false)
     {
-        switch (Effective(mode))
+        if (rerank && reranker is null) throw new GlmException("reranking needs a cross-encoder; set Rag:Reranker:ModelDir (e.g. a bge-reranker-base folder)");
+        int candidates = rerank ? Math.Max(top, rerankCandidates) : top;
+        IReadOnlyList<SearchHit> hits = Effective(mode) switch
         {
-            case RetrievalMode.Keyword:
-                return knowledgeBase.KeywordSearch(query, top, filter);
-            case RetrievalMode.Dense:
-                return knowledgeBase.VectorSearch(await EmbedAsync(query, cancellationToken).ConfigureAwait(false), top, filter);
-            default:
-                return knowledgeBase.HybridSearch(query, await EmbedAsync(query, cancellationToken).ConfigureAwait(false), top, filter);
-        }
+            RetrievalMode.Keyword => knowledgeBase.KeywordSearch(query, candidates, filter),
+            RetrievalMode.Dense => knowledgeBase.VectorSearch(await EmbedAsync(query, cancellationToken).ConfigureAwait(false), candidates, filter),
+            _ => knowledgeBase.HybridSearch(query, await EmbedAsync(query, cancellationToken).ConfigureAwait(false), candidates, filter),
+        };
+        return rerank ? (await RerankAsync(query, hits, cancellationToken).ConfigureAwait(false)).Take(top).ToList() : hits;
     }
 
     /// <summary>
-    /// The top chunks (keyword and dense lists fused by reciprocal rank), or none when not one of them is relevant: a chunk
+    /// <paramref name="hits"/> reordered by the reranker's scores (stable for ties); each hit's <see cref="SearchHit.Score"/> becomes
+    /// the cross-encoder score. Unchanged without a reranker.
+    /// </summary>
+    public async Task<IReadOnlyList<SearchHit>> RerankAsync(string query, IReadOnlyList<SearchHit> hits, CancellationToken cancellationToken = default)
+    {
+        if (reranker is null || hits.Count == 0) return hits;
+        var scores = await reranker.ScoreAsync(query, hits.Select(h => h.Section.Length > 0 ? h.Section + "\n" + h.Text : h.Text).ToList(), cancellationToken).ConfigureAwait(false);
+        if (scores.Count != hits.Count) throw new GlmException($"the reranker {reranker.Name} returned {scores.Count} scores for {hits.Count} passages; expected one each");
+        return hits.Select((h, i) => (Hit: h with { Score = scores[i] }, Index: i))
+            .OrderByDescending(x => x.Hit.Score).ThenBy(x => x.Index).Select(x => x.Hit).ToList();
+    }
+
+    /// <summary>
+    /// The top chunks (keyword and dense lists fused by reciprocal rank, then reordered by the reranker when one is configured), or none when not one of them is relevant: a chunk
     /// is relevant when it holds <see cref="RelevanceThresholds.MinTermCoverage"/> of the query's content terms or reaches
     /// <see cref="RelevanceThresholds.MinCosine"/>. An empty result means "the documents do not contain it".
     /// </summary>
@@ -76,7 +105,9 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
             foreach (var hit in dense) cosine[hit.ChunkId] = hit.Score;
             lists.Add(dense);
         }
-        var fused = lists.Count == 1 ? lists[0].Take(top).ToList() : ReciprocalRankFusion.Fuse(lists, top);
+        int keep = reranker is null ? top : Math.Max(top, rerankCandidates);
+        IReadOnlyList<SearchHit> fused = lists.Count == 1 ? lists[0].Take(keep).ToList() : ReciprocalRankFusion.Fuse(lists, keep);
+        if (reranker is not null) fused = (await RerankAsync(query, fused, cancellationToken).ConfigureAwait(false)).Take(top).ToList();
         var scored = fused.Select(h => new ScoredHit(h, TermCoverage(query, h), cosine.TryGetValue(h.ChunkId, out double c) ? c : null)).ToList();
         bool anyRelevant = scored.Any(s => s.TermCoverage >= thresholds.MinTermCoverage || s.Cosine >= thresholds.MinCosine);
         return anyRelevant ? scored : [];
@@ -106,7 +137,7 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
 
     private async Task<ReadOnlyMemory<float>> EmbedAsync(string query, CancellationToken cancellationToken)
     {
-        var embeddings = await embeddingGenerator!.GenerateAsync([query], cancellationToken: cancellationToken).ConfigureAwait(false);
+        var embeddings = await embeddingGenerator!.GenerateAsync([query], Glm.Connector.EncoderEmbeddingGenerator.ForQueries(), cancellationToken).ConfigureAwait(false);
         if (embeddings.Count != 1) throw new GlmException($"the embedding model returned {embeddings.Count} vectors for one query; expected 1");
         return embeddings[0].Vector;
     }

@@ -8,7 +8,14 @@ using AgentHost.Rag.Stores;
 namespace AgentHost.Rag.Evaluation;
 
 /// <summary>Retrieval figures of one mode.</summary>
-public sealed record ModeFigures(RetrievalMode Mode, int Questions, double RecallAt1, double RecallAt5, double RecallAt10, double Mrr, TimeSpan Elapsed);
+public sealed record ModeFigures(RetrievalMode Mode, int Questions, double RecallAt1, double RecallAt5, double RecallAt10, double Mrr, TimeSpan Elapsed)
+{
+    /// <summary>True when the cross-encoder reordered the mode's candidates.</summary>
+    public bool Reranked { get; init; }
+
+    /// <summary>Row label: "keyword", "dense", "hybrid" or "hybrid + rerank".</summary>
+    public string Label => Mode.ToString().ToLowerInvariant() + (Reranked ? " + rerank" : "");
+}
 
 /// <summary>Answer figures (CMRC EM / F1, ×100).</summary>
 public sealed record AnswerFigures(RetrievalMode Mode, int Questions, double ExactMatch, double F1, int NoAnswers, TimeSpan Elapsed);
@@ -27,7 +34,7 @@ public sealed record EvalReport(string Dataset, string KnowledgeBase, int Contex
         sb.AppendLine("| retrieval | questions | recall@1 | recall@5 | recall@10 | MRR@10 | time | ms / query |");
         sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var m in Retrieval)
-            sb.AppendLine($"| {m.Mode.ToString().ToLowerInvariant()} | {m.Questions} | {m.RecallAt1:P1} | {m.RecallAt5:P1} | {m.RecallAt10:P1} | "
+            sb.AppendLine($"| {m.Label} | {m.Questions} | {m.RecallAt1:P1} | {m.RecallAt5:P1} | {m.RecallAt10:P1} | "
                 + $"{m.Mrr:F3} | {m.Elapsed.TotalSeconds:F1} s | {m.Elapsed.TotalMilliseconds / Math.Max(1, m.Questions):F2} |");
         if (Answers is { } a)
         {
@@ -44,7 +51,7 @@ public sealed record EvalReport(string Dataset, string KnowledgeBase, int Contex
     }
 }
 
-/// <summary>Progress of an evaluation stage ("ingest", "keyword", "dense", "hybrid", "answer").</summary>
+/// <summary>Progress of an evaluation stage ("ingest", "keyword", "dense", "hybrid", "hybrid + rerank", "answer").</summary>
 public sealed record EvalProgress(string Stage, int Done, int Total);
 
 /// <summary>
@@ -80,25 +87,27 @@ public sealed partial class RagEvaluator(IKnowledgeBase knowledgeBase, Retriever
             p => progress?.Report(new EvalProgress("ingest", p.FileIndex + (p.Outcome is null ? 0 : 1), p.FileCount)), cancellationToken);
 
         var questions = dataset.Questions.Take(limit ?? int.MaxValue).ToList();
-        var modes = new List<RetrievalMode> { RetrievalMode.Keyword };
-        if (retriever.HasEmbedder) modes.AddRange([RetrievalMode.Dense, RetrievalMode.Hybrid]);
+        var modes = new List<(RetrievalMode Mode, bool Rerank)> { (RetrievalMode.Keyword, false) };
+        if (retriever.HasEmbedder) modes.AddRange([(RetrievalMode.Dense, false), (RetrievalMode.Hybrid, false)]);
+        if (retriever.HasReranker) modes.Add((RetrievalMode.Hybrid, true));
         var figures = new List<ModeFigures>();
-        foreach (var mode in modes)
+        foreach (var (mode, rerank) in modes)
         {
+            string stage = mode.ToString().ToLowerInvariant() + (rerank ? " + rerank" : "");
             var ranks = new List<int>(questions.Count);
             var watch = Stopwatch.StartNew();
             for (int i = 0; i < questions.Count; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (i % 50 == 0) progress?.Report(new EvalProgress(mode.ToString().ToLowerInvariant(), i, questions.Count));
+                if (i % 50 == 0) progress?.Report(new EvalProgress(stage, i, questions.Count));
                 var (context, question) = questions[i];
-                var hits = await retriever.SearchAsync(question.Question, mode, 10, cancellationToken: cancellationToken);
+                var hits = await retriever.SearchAsync(question.Question, mode, 10, cancellationToken: cancellationToken, rerank: rerank);
                 ranks.Add(RankOfFirstRelevant(hits, pathOf[context.Id], question.Answers));
             }
             watch.Stop();
-            progress?.Report(new EvalProgress(mode.ToString().ToLowerInvariant(), questions.Count, questions.Count));
+            progress?.Report(new EvalProgress(stage, questions.Count, questions.Count));
             figures.Add(new ModeFigures(mode, questions.Count, RetrievalMetrics.RecallAt(ranks, 1), RetrievalMetrics.RecallAt(ranks, 5),
-                RetrievalMetrics.RecallAt(ranks, 10), RetrievalMetrics.MeanReciprocalRank(ranks), watch.Elapsed));
+                RetrievalMetrics.RecallAt(ranks, 10), RetrievalMetrics.MeanReciprocalRank(ranks), watch.Elapsed) { Reranked = rerank });
         }
 
         AnswerFigures? answers = null;

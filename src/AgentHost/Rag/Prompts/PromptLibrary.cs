@@ -27,9 +27,11 @@ public sealed partial class PromptLibrary
     public const string Reduce = "reduce";
     /// <summary>Turns a question into a search query.</summary>
     public const string QueryRewrite = "query_rewrite";
+    /// <summary>System message of the knowledge-base agent (glm chat --kb) when the model can call tools.</summary>
+    public const string Agent = "agent";
 
     /// <summary>Every prompt the host uses.</summary>
-    public static IReadOnlyList<string> Names { get; } = [SystemPrompt, Qa, NoAnswer, Map, Reduce, QueryRewrite];
+    public static IReadOnlyList<string> Names { get; } = [SystemPrompt, Qa, NoAnswer, Map, Reduce, QueryRewrite, Agent];
 
     private readonly ConcurrentDictionary<string, PromptTemplateConfig> _cache = new();
     private readonly KernelPromptTemplateFactory _factory = new() { AllowDangerouslySetContent = true };
