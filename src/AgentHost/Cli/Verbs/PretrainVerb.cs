@@ -47,7 +47,9 @@ internal static class PretrainVerb
             var trainIds = TokenizedCorpus.LoadOrBuild(split.Train, tokenizer, Path.Combine(outDir, "data", "train.tok"), progressTok, ct);
             var validIds = TokenizedCorpus.LoadOrBuild(split.Validation, tokenizer, Path.Combine(outDir, "data", "valid.tok"), progressTok, ct);
             int sampleLength = parse.GetValue(seqLen);
-            var train = new EnumerableSampleSource(() => Samples(new PackedSampleStream(trainIds, sampleLength, tokens)));
+            // One epoch of packed samples in a seeded random order: books are long single documents, and reading them in
+            // file order trains on one style for thousands of steps (held-out loss jumped at every change of book).
+            var train = new ListSampleSource(ShuffledEpoch(trainIds, sampleLength, tokens, (ulong)parse.GetValue(seed)));
             var validStream = new PackedSampleStream(validIds, sampleLength, tokens);
             var validSamples = Enumerable.Range(0, parse.GetValue(evalSamples)).Select(_ => validStream.Next()).ToList();
 
@@ -90,8 +92,12 @@ internal static class PretrainVerb
         return cmd;
     }
 
-    private static IEnumerable<int[]> Samples(PackedSampleStream stream)
+    private static List<int[]> ShuffledEpoch(IReadOnlyList<int[]> documents, int sampleLength, GlmSpecialTokens tokens, ulong seed)
     {
-        while (true) yield return stream.Next();
+        var stream = new PackedSampleStream(documents, sampleLength, tokens);
+        var samples = new List<int[]>();
+        while (stream.Cursor.Epoch == 0) samples.Add(stream.Next());
+        new GlmRandom(seed).Shuffle(samples);
+        return samples;
     }
 }
