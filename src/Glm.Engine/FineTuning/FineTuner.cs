@@ -22,7 +22,6 @@ namespace Glm.Engine.FineTuning;
 public sealed class FineTuner
 {
     private const string StateFile = "finetune_state.json";
-    private const string OptimizerFile = "optimizer.bin";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
     private readonly FineTunerOptions _o;
 
@@ -79,7 +78,7 @@ public sealed class FineTuner
                 new AdamW.ParamGroup(parameters.Where(p => o.Method == FineTuneMethod.Lora || p.dim() >= 2), o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, o.WeightDecay),
                 new AdamW.ParamGroup(parameters.Where(p => o.Method == FineTuneMethod.Full && p.dim() < 2), o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, 0),
             }, o.LearningRate, o.Beta1, o.Beta2, o.Epsilon, o.WeightDecay);
-            if (resumeFrom is not null) optimizer.load_state_dict(Path.Combine(resumeFrom, OptimizerFile));
+            if (resumeFrom is not null) optimizer.load_state_dict(Path.Combine(resumeFrom, TrainingCheckpoint.OptimizerFile));
             var schedule = new LearningRateSchedule(o.LearningRate, o.MinLearningRate, o.WarmupSteps, o.Steps);
             long trainable = parameters.Sum(p => p.numel());
             var baseReport = new TrainingProgress { Event = TrainingEvent.Started, Step = state.Step, TotalSteps = o.Steps };
@@ -222,28 +221,18 @@ public sealed class FineTuner
             }
     }
 
-    private static void SaveCheckpoint(string folder, GlmModel model, LoraAdapterSet? lora, OptimizerHelper optimizer, FineTuneState state)
-    {
-        string tmp = folder + ".tmp", old = folder + ".old";
-        if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-        Directory.CreateDirectory(tmp);
-        if (lora is not null) lora.Save(tmp);
-        else model.Save(tmp);
-        optimizer.save_state_dict(Path.Combine(tmp, OptimizerFile));
-        using (var rng = get_rng_state()) state.TorchRngState = Convert.ToBase64String(rng.bytes.ToArray());
-        File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, Json));
-        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
-        if (Directory.Exists(folder)) Directory.Move(folder, old);
-        Directory.Move(tmp, folder);
-        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
-    }
+    private static void SaveCheckpoint(string folder, GlmModel model, LoraAdapterSet? lora, OptimizerHelper optimizer, FineTuneState state) =>
+        TrainingCheckpoint.WriteAtomically(folder, StateFile, tmp =>
+        {
+            if (lora is not null) lora.Save(tmp);
+            else model.Save(tmp);
+        }, optimizer, rng =>
+        {
+            state.TorchRngState = rng;
+            return JsonSerializer.Serialize(state, Json);
+        });
 
-    private static string? FindCheckpoint(string folder)
-    {
-        foreach (var candidate in new[] { folder, folder + ".old" })
-            if (File.Exists(Path.Combine(candidate, StateFile)) && File.Exists(Path.Combine(candidate, OptimizerFile))) return candidate;
-        return null;
-    }
+    private static string? FindCheckpoint(string folder) => TrainingCheckpoint.Find(folder, StateFile);
 
     private static FineTuneState LoadState(string folder)
     {

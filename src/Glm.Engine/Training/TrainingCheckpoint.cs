@@ -28,14 +28,29 @@ internal static class TrainingCheckpoint
     public const string OptimizerFile = "optimizer.bin";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public static void Save(string folder, GlmModel model, OptimizerHelper optimizer, TrainerState state)
+    public static void Save(string folder, GlmModel model, OptimizerHelper optimizer, TrainerState state) =>
+        WriteAtomically(folder, StateFile, tmp => model.Save(tmp), optimizer, rng =>
+        {
+            state.TorchRngState = rng;
+            return JsonSerializer.Serialize(state, Json);
+        });
+
+    /// <summary>
+    /// Writes a checkpoint folder atomically: a temporary folder gets the weights (<paramref name="writeWeights"/>), the optimizer
+    /// state and the JSON state (built with the current torch RNG state), then replaces <paramref name="folder"/> by renames.
+    /// A crash between the renames leaves the previous checkpoint as "<folder>.old", which <see cref="Find"/> picks up.
+    /// </summary>
+    internal static void WriteAtomically(string folder, string stateFile, Action<string> writeWeights, OptimizerHelper optimizer,
+        Func<string, string> stateJsonWithRng)
     {
         string tmp = folder + ".tmp", old = folder + ".old";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
-        model.Save(tmp);
+        Directory.CreateDirectory(tmp);
+        writeWeights(tmp);
         optimizer.save_state_dict(Path.Combine(tmp, OptimizerFile));
-        using (var rng = get_rng_state()) state.TorchRngState = Convert.ToBase64String(rng.bytes.ToArray());
-        File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, Json));
+        string rng;
+        using (var state = get_rng_state()) rng = Convert.ToBase64String(state.bytes.ToArray());
+        File.WriteAllText(Path.Combine(tmp, stateFile), stateJsonWithRng(rng));
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         if (Directory.Exists(folder)) Directory.Move(folder, old);
         Directory.Move(tmp, folder);
@@ -43,10 +58,12 @@ internal static class TrainingCheckpoint
     }
 
     /// <summary>The complete checkpoint under <paramref name="folder"/> (or its ".old" twin after an interrupted swap), or null.</summary>
-    public static string? Find(string folder)
+    public static string? Find(string folder) => Find(folder, StateFile);
+
+    internal static string? Find(string folder, string stateFile)
     {
         foreach (var candidate in new[] { folder, folder + ".old" })
-            if (File.Exists(Path.Combine(candidate, StateFile)) && File.Exists(Path.Combine(candidate, OptimizerFile))) return candidate;
+            if (File.Exists(Path.Combine(candidate, stateFile)) && File.Exists(Path.Combine(candidate, OptimizerFile))) return candidate;
         return null;
     }
 
