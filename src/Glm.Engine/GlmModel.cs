@@ -51,7 +51,7 @@ public sealed partial class GlmModel : IDisposable
         Source = source;
     }
 
-    /// <summary>Builds a model with random weights of a named shape (see <see cref="ModelPresets"/>) or of <paramref name="config"/>.</summary>
+    /// <summary>Builds a model with random weights of a named shape (see <see cref="ModelPresets"/>).</summary>
     public static GlmModel CreateRandom(string preset, GlmLoadOptions? options = null) =>
         CreateRandom(ModelPresets.Get(preset), options, $"random:{preset}");
 

@@ -95,26 +95,14 @@ public sealed record GlmConfig
     /// <summary>Reads and validates <c>config.json</c> in <paramref name="folder"/>.</summary>
     public static GlmConfig Load(string folder)
     {
-        string path = Path.Combine(folder, "config.json");
-        if (!File.Exists(path))
-            throw new GlmException($"{path}: not found. A model folder needs config.json next to its weights (HF layout).");
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                   ?? throw new GlmException($"{path}: expected a JSON object at the top level.");
-        }
-        catch (JsonException ex)
-        {
-            throw new GlmException($"{path}: malformed JSON ({ex.Message}).", ex);
-        }
-        return FromJson(json, path);
+        var config = JsonFields.Load(Path.Combine(folder, "config.json"), "A model folder needs config.json next to its weights (HF layout).");
+        return FromJson(config.Json, config.Source);
     }
 
     /// <summary>Builds a config from parsed JSON; <paramref name="source"/> names the file in error messages.</summary>
     public static GlmConfig FromJson(JsonObject json, string source)
     {
-        var r = new ConfigReader(json, source);
+        var r = new JsonFields(json, source);
         string modelType = r.Str("model_type");
         var archs = json["architectures"] as JsonArray;
         string arch = archs is { Count: > 0 } ? archs[0]?.GetValue<string>() ?? "" : "";
@@ -128,7 +116,7 @@ public sealed record GlmConfig
         };
     }
 
-    private static GlmConfig ChatGlm(ConfigReader r, string modelType)
+    private static GlmConfig ChatGlm(JsonFields r, string modelType)
     {
         int hidden = r.Int("hidden_size");
         int heads = r.Int("num_attention_heads");
@@ -163,7 +151,7 @@ public sealed record GlmConfig
         }.Validated(r.Source);
     }
 
-    private static GlmConfig HfGlm(ConfigReader r, string modelType, GlmLayout layout)
+    private static GlmConfig HfGlm(JsonFields r, string modelType, GlmLayout layout)
     {
         int hidden = r.Int("hidden_size");
         int heads = r.Int("num_attention_heads");
@@ -193,7 +181,7 @@ public sealed record GlmConfig
         }.Validated(r.Source);
     }
 
-    private static GlmConfig OriginalGlm(ConfigReader r, string modelType)
+    private static GlmConfig OriginalGlm(JsonFields r, string modelType)
     {
         int hidden = r.Int("hidden_size");
         int heads = r.Int("num_attention_heads");
@@ -292,66 +280,5 @@ public sealed record GlmConfig
         // Unknown optional ids (e.g. no blank tokens recorded) are left out rather than written as null.
         foreach (var key in json.Where(p => p.Value is null).Select(p => p.Key).ToList()) json.Remove(key);
         return json;
-    }
-
-    /// <summary>Reads typed fields and names the file and field when one is missing or of the wrong type.</summary>
-    private sealed class ConfigReader(JsonObject json, string source)
-    {
-        public string Source => source;
-        public bool Has(string f) => json[f] is not null;
-
-        private JsonValue Value(string f)
-        {
-            if (json[f] is not JsonValue v)
-                throw new GlmException($"{source}: field '{f}' is missing; it is required for this model type.");
-            return v;
-        }
-
-        public int Int(string f)
-        {
-            var v = Value(f);
-            if (v.TryGetValue<int>(out int i)) return i;
-            if (v.TryGetValue<double>(out double d) && d == Math.Floor(d) && Math.Abs(d) < int.MaxValue) return (int)d;
-            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected an integer.");
-        }
-
-        public int IntOr(string f, int fallback) => Has(f) ? Int(f) : fallback;
-
-        public int? IntOrNull(string f) => Has(f) ? Int(f) : null;
-
-        public double DoubleOr(string f, double fallback)
-        {
-            if (!Has(f)) return fallback;
-            var v = Value(f);
-            if (v.TryGetValue<double>(out double d)) return d;
-            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected a number.");
-        }
-
-        public bool BoolOr(string f, bool fallback)
-        {
-            if (!Has(f)) return fallback;
-            var v = Value(f);
-            if (v.TryGetValue<bool>(out bool b)) return b;
-            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected true or false.");
-        }
-
-        public string Str(string f)
-        {
-            var v = Value(f);
-            if (v.TryGetValue<string>(out var s)) return s;
-            throw new GlmException($"{source}: field '{f}' = {v.ToJsonString()}; expected a string.");
-        }
-
-        public string StrOr(string f, string fallback) => Has(f) ? Str(f) : fallback;
-
-        public IReadOnlyList<int> IntList(string f)
-        {
-            var node = json[f];
-            if (node is null) return Array.Empty<int>();
-            if (node is JsonArray arr)
-                return arr.Select((n, i) => n is JsonValue v && v.TryGetValue<int>(out int x)
-                    ? x : throw new GlmException($"{source}: field '{f}'[{i}] is not an integer.")).ToArray();
-            return new[] { Int(f) };
-        }
     }
 }

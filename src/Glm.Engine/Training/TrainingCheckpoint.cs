@@ -38,7 +38,7 @@ internal static class TrainingCheckpoint
     /// <summary>
     /// Writes a checkpoint folder atomically: a temporary folder gets the weights (<paramref name="writeWeights"/>), the optimizer
     /// state and the JSON state (built with the current torch RNG state), then replaces <paramref name="folder"/> by renames.
-    /// A crash between the renames leaves the previous checkpoint as "<folder>.old", which <see cref="Find"/> picks up.
+    /// A crash between the renames leaves the previous checkpoint as "folder.old", which <see cref="Find(string)"/> picks up.
     /// </summary>
     internal static void WriteAtomically(string folder, string stateFile, Action<string> writeWeights, OptimizerHelper optimizer,
         Func<string, string> stateJsonWithRng)
