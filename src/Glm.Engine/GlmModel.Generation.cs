@@ -128,9 +128,10 @@ public sealed partial class GlmModel
     public async Task<IReadOnlyList<int>> GenerateIdsAsync(IReadOnlyList<int> promptIds, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         var ids = new List<int>();
+        var stopIds = options?.StopTokenIds ?? DefaultStopIds;
         await foreach (var chunk in GenerateAsync(promptIds, options, cancellationToken).ConfigureAwait(false))
-            if (chunk.Finish != FinishReason.Stop || !(options?.StopTokenIds ?? DefaultStopIds).Contains(chunk.TokenId))
-                if (chunk.TokenId >= 0) ids.Add(chunk.TokenId);
+            if (chunk.TokenId >= 0 && (chunk.Finish != FinishReason.Stop || !stopIds.Contains(chunk.TokenId)))
+                ids.Add(chunk.TokenId);
         return ids;
     }
 

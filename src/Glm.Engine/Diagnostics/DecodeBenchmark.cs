@@ -86,7 +86,7 @@ public static class DecodeBenchmark
             Tensor next;
             using (var scope = NewDisposeScope())
             {
-                var logits = net.Forward(torch.tensor(ids, new long[] { b, p }, device: device), Positions(net, b, 0, p, device), cache, null, lastOnly: true);
+                var logits = net.Forward(torch.tensor(ids, new long[] { b, p }, device: device), Positions(b, 0, p, device), cache, null, lastOnly: true);
                 next = logits.argmax(-1).MoveToOuterDisposeScope(); // [b, 1]
                 _ = next[0, 0].item<long>();
             }
@@ -96,7 +96,7 @@ public static class DecodeBenchmark
             for (int i = 1; i < n; i++)
             {
                 using var scope = NewDisposeScope();
-                var logits = net.Forward(next, Positions(net, b, p + i - 1, 1, device), cache, null, lastOnly: true);
+                var logits = net.Forward(next, Positions(b, p + i - 1, 1, device), cache, null, lastOnly: true);
                 var chosen = logits.argmax(-1);
                 _ = chosen[0, 0].item<long>(); // the host needs each token before the next step, as in real decoding
                 next.Dispose();
@@ -108,12 +108,9 @@ public static class DecodeBenchmark
         finally { model.ForwardGate.Release(); }
     }
 
-    private static Tensor Positions(IDecoderNetwork net, int b, int start, int count, Device device)
-    {
-        var pos = torch.arange(start, start + count, dtype: ScalarType.Int64, device: device).view(1, count).expand(b, count);
-        if (net.Config.Layout != GlmLayout.OriginalGlm) return pos;
-        return torch.stack(new[] { pos, torch.zeros_like(pos) }, 1); // [b, 2, s]: positions and block positions 0
-    }
+    // [b, s] positions; original-GLM networks read a 2-D position tensor as block position 0.
+    private static Tensor Positions(int b, int start, int count, Device device) =>
+        torch.arange(start, start + count, dtype: ScalarType.Int64, device: device).view(1, count).expand(b, count);
 
     private static int ElementSize(ScalarType t) => t switch
     {
