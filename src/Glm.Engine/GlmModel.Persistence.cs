@@ -18,7 +18,7 @@ public sealed partial class GlmModel
         if (!Directory.Exists(folder))
             throw new GlmException($"model folder '{folder}' does not exist; expected a folder with config.json and weights.");
         var config = GlmConfig.Load(folder);
-        var tokenizer = TokenizerLoader.TryLoad(folder, config);
+        var tokenizer = TokenizerFactory.TryLoad(folder, config.ModelType);
         using var checkpoint = CheckpointReader.Open(folder);
         return FromWeights(config, new CheckpointWeightSource(checkpoint), tokenizer, options, Path.GetFullPath(folder));
     }
@@ -64,14 +64,4 @@ internal sealed class CheckpointWeightSource(CheckpointReader reader) : IWeightS
         t.Dispose();
         return moved;
     }
-}
-
-/// <summary>Finds and loads the tokenizer that ships in a model folder (none for bare weight folders).</summary>
-internal static class TokenizerLoader
-{
-    private static readonly string[] TokenizerFiles =
-        ["tokenizer.model", "tokenizer.json", "cog-pretrain.model", "spiece.model", "tokenizer.tiktoken"];
-
-    public static IGlmTokenizer? TryLoad(string folder, GlmConfig config) =>
-        TokenizerFiles.Any(f => File.Exists(Path.Combine(folder, f))) ? TokenizerFactory.Load(folder, config.ModelType) : null;
 }

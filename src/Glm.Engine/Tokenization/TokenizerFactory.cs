@@ -54,6 +54,14 @@ public static class TokenizerFactory
             $"No tokenizer found in '{modelFolder}' (expected tokenizer.model, tokenizer.json, cog-pretrain.model or spiece.model).");
     }
 
+    /// <summary>Every file name <see cref="Load"/> recognises as a tokenizer.</summary>
+    private static readonly string[] TokenizerFiles =
+        ["tokenizer.model", "tokenizer.json", "tokenizer.tiktoken", .. OriginalGlmFiles];
+
+    /// <summary>Like <see cref="Load"/>, but returns null for a folder with no tokenizer file at all (bare weights).</summary>
+    public static IGlmTokenizer? TryLoad(string modelFolder, string? modelType = null) =>
+        TokenizerFiles.Any(f => File.Exists(Path.Combine(modelFolder, f))) ? Load(modelFolder, modelType) : null;
+
     /// <summary>The chat format matching a tokenizer: ChatGLM3, GLM-4, or the plain-text blank chat of base original-GLM models.</summary>
     public static IChatFormat? CreateChatFormat(IGlmTokenizer tokenizer) => tokenizer switch
     {
