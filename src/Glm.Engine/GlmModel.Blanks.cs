@@ -94,7 +94,7 @@ public sealed partial class GlmModel
 
         using var cache = Network.CreateCache(1, partA.Count + 1 + budget);
         // Part A and sop in one pass: Part-A rows see Part A only; the sop row sees everything.
-        int next = await BlankStepAsync(() =>
+        int next = await StepAsync(() =>
         {
             var ids = new List<int>(partA) { tokens.Sop };
             var (positions, blocks) = GlmPositions(ids.Count, partA.Count, maskPosition);
@@ -123,24 +123,9 @@ public sealed partial class GlmModel
                 yield break;
             }
             int token = next, blockPosition = generated + 1;
-            next = await BlankStepAsync(() => Network.Forward(IdsTensor(new[] { token }),
+            next = await StepAsync(() => Network.Forward(IdsTensor(new[] { token }),
                 PositionTensor(new long[] { maskPosition }, new long[] { blockPosition }), cache, null, lastOnly: true), sampler, seen, ct).ConfigureAwait(false);
         }
-    }
-
-    private async Task<int> BlankStepAsync(Func<Tensor> forward, TokenSampler sampler, List<int> seen, CancellationToken ct)
-    {
-        await ForwardGate.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            return await Task.Run(() =>
-            {
-                using var inference = torch.inference_mode();
-                using var scope = NewDisposeScope();
-                return PickToken(forward().view(-1), sampler, seen);
-            }, ct).ConfigureAwait(false);
-        }
-        finally { ForwardGate.Release(); }
     }
 
     /// <summary>

@@ -135,8 +135,12 @@ public sealed partial class GlmModel
         return ids;
     }
 
-    // One forward step on a worker thread (torch's inference mode and dispose scopes are per thread).
-    private async Task<int> StepAsync(IReadOnlyList<int> ids, int start, KvCache cache, TokenSampler sampler, List<int> seen, CancellationToken ct)
+    private Task<int> StepAsync(IReadOnlyList<int> ids, int start, KvCache cache, TokenSampler sampler, List<int> seen, CancellationToken ct) =>
+        StepAsync(() => Network.Forward(IdsTensor(ids), Positions(start, ids.Count), cache, null, lastOnly: true), sampler, seen, ct);
+
+    // One forward step (returning last-position logits) and the token picked from it, on a worker thread: torch's inference
+    // mode and dispose scopes are per thread, and the gate serialises forwards on this model.
+    internal async Task<int> StepAsync(Func<Tensor> forward, TokenSampler sampler, List<int> seen, CancellationToken ct)
     {
         await ForwardGate.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -145,8 +149,7 @@ public sealed partial class GlmModel
             {
                 using var inference = torch.inference_mode();
                 using var scope = NewDisposeScope();
-                var logits = Network.Forward(IdsTensor(ids), Positions(start, ids.Count), cache, null, lastOnly: true);
-                return PickToken(logits.view(-1), sampler, seen);
+                return PickToken(forward().view(-1), sampler, seen);
             }, ct).ConfigureAwait(false);
         }
         finally { ForwardGate.Release(); }
