@@ -32,9 +32,11 @@ internal static class PretrainVerb
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 1234 };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var spanProb = new Option<double>("--span-prob") { Description = "Share of batches with [MASK] span infilling (GLM: 0.4).", DefaultValueFactory = _ => 0.4 };
+        var sentenceProb = new Option<double>("--sentence-prob") { Description = "Share of batches with [sMASK] sentence infilling (GLM: 0.3); the rest use [gMASK] document infilling.", DefaultValueFactory = _ => 0.3 };
         var cmd = new Command("pretrain", "Train a GLM from scratch on a corpus (blank infilling: spans, sentences, documents). Re-running the same command resumes.");
         foreach (var o in new Option[] { corpus, tokenizerDir, output, layers, hidden, heads, seqLen, steps, batch, accumulation, lr, minLr, warmup,
-                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device })
+                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device, spanProb, sentenceProb })
             cmd.Add(o);
         cmd.SetAction(async (parse, ct) =>
         {
@@ -57,6 +59,7 @@ internal static class PretrainVerb
             var options = new GlmPretrainingOptions
             {
                 OutputFolder = outDir, Model = config, SpecialTokens = tokens,
+                Collator = new BlankInfillingOptions { SpanProbability = parse.GetValue(spanProb), SentenceProbability = parse.GetValue(sentenceProb) },
                 SentenceEndTokenIds = BlankInfillingCollator.FindSentenceEndTokenIds(tokenizer),
                 Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), GradientAccumulation = parse.GetValue(accumulation),
                 LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup),
