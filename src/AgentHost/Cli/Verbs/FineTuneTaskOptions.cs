@@ -4,25 +4,32 @@ using Glm.Engine.FineTuning;
 
 namespace AgentHost.Cli.Verbs;
 
-/// <summary>Options shared by <c>glm finetune</c> and <c>glm eval</c>: the task kind, cloze pattern and verbalizer.</summary>
+/// <summary>The fine-tuning task kinds.</summary>
+internal enum FineTuneTaskKind { Chat, Cloze, Seq2Seq }
+
+/// <summary>Options shared by <c>glm finetune</c> and <c>glm eval</c>: the task kind, cloze pattern and verbalizer, seq2seq fields and lengths.</summary>
 internal sealed class FineTuneTaskOptions
 {
-    public Option<string> Task { get; } = new("--task") { Description = "chat (SFT on JSONL messages) or cloze (PET classification, original GLM).", DefaultValueFactory = _ => "chat" };
+    public Option<string> Task { get; } = new("--task") { Description = "chat (SFT on JSONL messages), cloze (PET classification, original GLM) or seq2seq (source → target in the [gMASK] blank, original GLM).", DefaultValueFactory = _ => "chat" };
     public Option<string?> Pattern { get; } = new("--pattern") { Description = "Cloze pattern with {text} and one [MASK], e.g. \"{text}。这篇论文属于[MASK]学科。\"." };
     public Option<string?> Verbalizer { get; } = new("--verbalizer") { Description = "Cloze labels: label=words pairs separated by ';' (e.g. \"工学=工学;医学=医学\"), or a bare label list (words = label)." };
+
+    public Seq2SeqOptions Seq2Seq { get; } = new();
 
     public void AddTo(Command command)
     {
         command.Add(Task);
         command.Add(Pattern);
         command.Add(Verbalizer);
+        Seq2Seq.AddTo(command);
     }
 
-    public bool IsCloze(ParseResult parse) => parse.GetValue(Task) switch
+    public FineTuneTaskKind Kind(ParseResult parse) => parse.GetValue(Task) switch
     {
-        "chat" => false,
-        "cloze" => true,
-        var other => throw new GlmException($"--task '{other}': expected chat or cloze."),
+        "chat" => FineTuneTaskKind.Chat,
+        "cloze" => FineTuneTaskKind.Cloze,
+        "seq2seq" => FineTuneTaskKind.Seq2Seq,
+        var other => throw new GlmException($"--task '{other}': expected chat, cloze or seq2seq."),
     };
 
     public ClozeTask ClozeTask(ParseResult parse)

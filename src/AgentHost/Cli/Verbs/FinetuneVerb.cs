@@ -6,14 +6,14 @@ using Glm.Engine.Training;
 
 namespace AgentHost.Cli.Verbs;
 
-/// <summary><c>glm finetune</c>: LoRA or full fine-tuning on chat SFT JSONL or cloze classification data.</summary>
+/// <summary><c>glm finetune</c>: LoRA or full fine-tuning on chat SFT JSONL, cloze classification or seq2seq data.</summary>
 internal static class FinetuneVerb
 {
     public static Command Create(CliConsole console)
     {
         var model = new ModelOptions();
         var task = new FineTuneTaskOptions();
-        var train = new Option<string>("--train") { Description = "Training data: chat JSONL ({\"messages\":[...]}) or cloze TSV (…⇥text⇥label) / JSONL ({\"text\",\"label\"}).", Required = true };
+        var train = new Option<string>("--train") { Description = "Training data: chat JSONL ({\"messages\":[...]}), cloze TSV (…⇥text⇥label) / JSONL ({\"text\",\"label\"}), or seq2seq JSONL ({\"source\",\"target\"}) / TSV (…⇥source⇥target).", Required = true };
         var eval = new Option<string?>("--eval") { Description = "Validation data (same format) for evaluation, early stopping and best/." };
         var output = new Option<string>("--out") { Description = "Output folder (adapter/ or model/, best/, checkpoint/, loss.png).", Required = true };
         var method = new Option<string>("--method") { Description = "lora or full.", DefaultValueFactory = _ => "lora" };
@@ -34,7 +34,7 @@ internal static class FinetuneVerb
         var alpha = new Option<double>("--lora-alpha") { DefaultValueFactory = _ => 16, Description = "LoRA alpha (scaling alpha/r)." };
         var dropout = new Option<double>("--lora-dropout") { DefaultValueFactory = _ => 0.05, Description = "LoRA dropout." };
         var targets = new Option<string>("--lora-targets") { DefaultValueFactory = _ => "query_key_value", Description = "Target modules: names separated by | (suffix match) or a full-match regex." };
-        var cmd = new Command("finetune", "Fine-tune a model (LoRA or full) on chat SFT or cloze classification data.");
+        var cmd = new Command("finetune", "Fine-tune a model (LoRA or full) on chat SFT, cloze classification or seq2seq (conditional generation) data.");
         model.AddTo(cmd);
         task.AddTo(cmd);
         foreach (var o in new Option[] { train, eval, output, method, steps, batch, accum, lr, minLr, warmup, decay, clip, evalEvery, patience, ckptEvery, resume, seed, rank, alpha, dropout, targets })
@@ -57,12 +57,16 @@ internal static class FinetuneVerb
                 Lora = new LoraConfig { Rank = parse.GetValue(rank), Alpha = parse.GetValue(alpha), Dropout = parse.GetValue(dropout), TargetModules = parse.GetValue(targets)! },
             };
             var tuner = new FineTuner(options); // validates before the model loads
-            bool cloze = task.IsCloze(parse);
-            var clozeTask = cloze ? task.ClozeTask(parse) : null;
+            var kind = task.Kind(parse);
+            var clozeTask = kind == FineTuneTaskKind.Cloze ? task.ClozeTask(parse) : null;
+            var seq2seqEval = kind == FineTuneTaskKind.Seq2Seq ? task.Seq2Seq.EvalOptions(parse, defaultLimit: 100) : null;
             using var glm = model.Load(parse);
             string? evalPath = parse.GetValue(eval);
             FineTuningTask work;
-            if (clozeTask is not null)
+            if (seq2seqEval is not null)
+                work = new Seq2SeqTask(task.Seq2Seq.Samples(parse, glm, parse.GetValue(train)!),
+                    evalPath is null ? null : task.Seq2Seq.Samples(parse, glm, evalPath), seq2seqEval);
+            else if (clozeTask is not null)
             {
                 var verbalizers = clozeTask.EncodeVerbalizers(VerbHelpers.RequireTokenizer(glm, "cloze classification"));
                 work = new ClozeClassificationTask(FineTuneTaskOptions.ClozeSamples(glm, clozeTask, parse.GetValue(train)!),

@@ -1,0 +1,210 @@
+using Glm.Engine.Modeling;
+using Glm.Engine.Tokenization;
+using Glm.Engine.Training;
+using Glm.Engine.Training.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.FineTuning;
+
+/// <summary>Validation settings of <see cref="Seq2SeqTask"/>.</summary>
+public sealed record Seq2SeqEvalOptions
+{
+    /// <summary>Early-stopping metric: <c>rouge_l</c> (greedy generation, higher is better) or <c>loss</c>.</summary>
+    public string PrimaryMetric { get; init; } = "rouge_l";
+    /// <summary>Greedy generation budget per example (tokens, eop excluded).</summary>
+    public int MaxNewTokens { get; init; } = 64;
+    /// <summary>Generate for at most this many validation examples (the first ones); 0 = no generation (loss only).</summary>
+    public int GenerateLimit { get; init; } = 100;
+
+    /// <summary>Checks the fields; throws naming field and value.</summary>
+    public void Validate()
+    {
+        if (PrimaryMetric is not ("rouge_l" or "loss")) throw new GlmException($"seq2seq metric '{PrimaryMetric}'; expected rouge_l or loss.");
+        if (MaxNewTokens < 1) throw new GlmException($"seq2seq MaxNewTokens = {MaxNewTokens}; expected ≥ 1.");
+        if (GenerateLimit < 0) throw new GlmException($"seq2seq GenerateLimit = {GenerateLimit}; expected ≥ 0.");
+        if (PrimaryMetric == "rouge_l" && GenerateLimit == 0) throw new GlmException("seq2seq metric rouge_l needs GenerateLimit ≥ 1 (generation); use metric loss to skip generation.");
+    }
+}
+
+/// <summary>One generated example.</summary>
+/// <param name="Source">Source text.</param>
+/// <param name="Reference">Reference target.</param>
+/// <param name="Hypothesis">Greedy generation.</param>
+public sealed record Seq2SeqPrediction(string Source, string Reference, string Hypothesis);
+
+/// <summary>Scores of a seq2seq evaluation.</summary>
+/// <param name="Loss">Mean NLL per Part-B token (target tokens and eop), nats.</param>
+/// <param name="Perplexity">exp(Loss).</param>
+/// <param name="ScoredTokens">Part-B tokens scored.</param>
+/// <param name="RougeL">Mean character ROUGE-L P/R/F over the generated examples (null without generation).</param>
+/// <param name="Bleu">Corpus character BLEU of the generated examples (null without generation).</param>
+/// <param name="Predictions">The generated examples, in data order.</param>
+public sealed record Seq2SeqReport(double Loss, double Perplexity, long ScoredTokens, PrfScore? RougeL, BleuScore? Bleu, IReadOnlyList<Seq2SeqPrediction> Predictions)
+{
+    /// <summary>The report as a metrics dictionary (rouge_l and bleu on a 0–100 scale).</summary>
+    public Dictionary<string, double> Metrics()
+    {
+        var m = new Dictionary<string, double> { ["loss"] = Loss, ["perplexity"] = Perplexity };
+        if (RougeL is not null)
+        {
+            m["rouge_l"] = 100 * RougeL.F;
+            m["rouge_l_p"] = 100 * RougeL.Precision;
+            m["rouge_l_r"] = 100 * RougeL.Recall;
+        }
+        if (Bleu is not null) m["bleu"] = Bleu.Score;
+        return m;
+    }
+}
+
+/// <summary>
+/// Conditional generation on an original-GLM model (<see cref="Seq2SeqEncoder"/> builds the samples): the loss is the mean
+/// NLL of the Part-B tokens (target + eop); validation reports loss and perplexity on all validation examples and, when
+/// generation is on, greedy-decodes the first <see cref="Seq2SeqEvalOptions.GenerateLimit"/> of them for character ROUGE-L
+/// (primary metric by default) and BLEU (<see cref="TextMetrics"/>).
+/// </summary>
+public sealed class Seq2SeqTask : FineTuningTask
+{
+    private readonly IReadOnlyList<Seq2SeqSample> _train;
+    private readonly IReadOnlyList<Seq2SeqSample>? _eval;
+    private readonly Seq2SeqEvalOptions _options;
+
+    /// <summary>Creates the task; <paramref name="eval"/> may be null (no validation).</summary>
+    public Seq2SeqTask(IReadOnlyList<Seq2SeqSample> train, IReadOnlyList<Seq2SeqSample>? eval, Seq2SeqEvalOptions? options = null)
+    {
+        _options = options ?? new Seq2SeqEvalOptions();
+        _options.Validate();
+        _train = train;
+        _eval = eval;
+    }
+
+    /// <inheritdoc/>
+    public override int TrainCount => _train.Count;
+    /// <inheritdoc/>
+    public override bool HasEvaluation => _eval is { Count: > 0 };
+    /// <inheritdoc/>
+    public override string PrimaryMetric => _options.PrimaryMetric;
+    /// <inheritdoc/>
+    public override bool HigherIsBetter => _options.PrimaryMetric != "loss";
+
+    /// <inheritdoc/>
+    public override Tensor Loss(GlmModel model, IReadOnlyList<int> indices)
+    {
+        var (sum, count) = SummedNll(model, indices.Select(i => _train[i]).ToList());
+        return sum / Math.Max(1, count);
+    }
+
+    /// <inheritdoc/>
+    public override FineTuneEvaluation Evaluate(GlmModel model, int step, int batchSize)
+    {
+        if (_eval is not { Count: > 0 }) throw new GlmException("no validation data; pass eval samples to evaluate.");
+        var report = ScoreUngated(model, _eval, _options, batchSize);
+        return new FineTuneEvaluation(step, report.Loss, report.Metrics());
+    }
+
+    /// <summary>
+    /// Loss, perplexity and (when <see cref="Seq2SeqEvalOptions.GenerateLimit"/> &gt; 0) greedy generations with ROUGE-L and
+    /// BLEU of <paramref name="samples"/>. Holds the model exclusively while it runs.
+    /// </summary>
+    public static Seq2SeqReport Score(GlmModel model, IReadOnlyList<Seq2SeqSample> samples, Seq2SeqEvalOptions options, int batchSize = 8)
+    {
+        options.Validate();
+        model.ForwardGate.Wait();
+        try { return ScoreUngated(model, samples, options, batchSize); }
+        finally { model.ForwardGate.Release(); }
+    }
+
+    private static Seq2SeqReport ScoreUngated(GlmModel model, IReadOnlyList<Seq2SeqSample> samples, Seq2SeqEvalOptions options, int batchSize)
+    {
+        if (samples.Count == 0) throw new GlmException("seq2seq evaluation: no examples.");
+        using var noGrad = torch.no_grad();
+        double nll = 0;
+        long count = 0;
+        foreach (var chunk in samples.Chunk(Math.Max(1, batchSize)))
+        {
+            using var scope = NewDisposeScope();
+            var (s, c) = SummedNll(model, chunk);
+            nll += s.item<float>();
+            count += c;
+        }
+        double loss = nll / Math.Max(1, count);
+        var predictions = new List<Seq2SeqPrediction>();
+        PrfScore? rouge = null;
+        BleuScore? bleu = null;
+        if (options.GenerateLimit > 0)
+        {
+            var tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; seq2seq generation metrics need one to decode text.");
+            foreach (var sample in samples.Take(options.GenerateLimit))
+            {
+                var ids = GreedyBlank(model, sample.PartA, options.MaxNewTokens);
+                predictions.Add(new Seq2SeqPrediction(sample.Source, sample.Reference, tokenizer.Decode(ids, skipSpecialTokens: true)));
+            }
+            var hyps = predictions.Select(p => p.Hypothesis).ToList();
+            var refs = predictions.Select(p => p.Reference).ToList();
+            rouge = TextMetrics.MeanRougeL(hyps, refs);
+            bleu = TextMetrics.CorpusBleu(hyps, refs);
+        }
+        return new Seq2SeqReport(loss, Math.Exp(loss), count, rouge, bleu, predictions);
+    }
+
+    /// <summary>Summed Part-B NLL of <paramref name="batch"/> and how many tokens it covers (right-padded batch).</summary>
+    internal static (Tensor Sum, long Count) SummedNll(GlmModel model, IReadOnlyList<Seq2SeqSample> batch)
+    {
+        if (model.Config.Layout != GlmLayout.OriginalGlm || model.Network is not GlmBlockModel network)
+            throw new GlmException($"seq2seq fine-tuning needs an original-GLM model (blank infilling); {model.Source} has layout {model.Config.Layout}.");
+        var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens (mask, sop, eop); seq2seq needs them.");
+        var samples = batch.Select(s => Seq2SeqEncoder.Collate(s, tokens)).ToList();
+        int longest = samples.Max(s => s.Length);
+        if (longest > model.MaxContext)
+            throw new GlmException($"a seq2seq sample has {longest} tokens; the model has {model.MaxContext} positions. Lower --max-length.");
+        return GlmTrainingStep.MaskedNll(network, BlankInfillingBatch.FromSamples(samples, BlankInfillingMode.Document));
+    }
+
+    /// <summary>
+    /// Greedy Part-B generation for <paramref name="partA"/> (as <see cref="GlmModel.GenerateBlank(IReadOnlyList{int}, Generation.GenerationOptions?)"/>
+    /// with greedy decoding, KV cache, stop at eop) without taking the model's gate, so it can run inside a fine-tuning run.
+    /// </summary>
+    internal static int[] GreedyBlank(GlmModel model, int[] partA, int maxNewTokens)
+    {
+        var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens; generation needs sop and eop.");
+        int mask = Array.FindIndex(partA, tokens.MaskIds.Contains);
+        if (mask < 0) throw new GlmException($"a seq2seq Part A of {partA.Length} tokens has no mask token; expected [gMASK].");
+        int budget = Math.Min(maxNewTokens, model.MaxContext - 1);
+        var device = model.Device;
+        var network = model.Network;
+        var result = new List<int>();
+        using var noGrad = torch.no_grad();
+        using var cache = network.CreateCache(1, partA.Length + 1 + budget);
+        int n = partA.Length + 1;
+        int next;
+        using (var scope = NewDisposeScope())
+        {
+            var ids = new long[n];
+            var positions = new long[2 * n];
+            for (int i = 0; i < partA.Length; i++) { ids[i] = partA[i]; positions[i] = i; }
+            ids[n - 1] = tokens.Sop;
+            positions[n - 1] = mask;
+            positions[n + n - 1] = 1;
+            var logits = network.Forward(tensor(ids, new long[] { 1, n }, device: device), tensor(positions, new long[] { 1, 2, n }, device: device),
+                cache, GlmTrainingStep.SepMask([partA.Length], n, device), lastOnly: true);
+            next = (int)logits.view(-1).argmax().item<long>();
+        }
+        while (next != tokens.Eop && result.Count < budget)
+        {
+            result.Add(next);
+            if (result.Count >= budget) break;
+            using var scope = NewDisposeScope();
+            var logits = network.Forward(tensor(new long[] { next }, new long[] { 1, 1 }, device: device),
+                tensor(new long[] { mask, result.Count + 1 }, new long[] { 1, 2, 1 }, device: device), cache, null, lastOnly: true);
+            next = (int)logits.view(-1).argmax().item<long>();
+        }
+        return result.ToArray();
+    }
+
+    /// <summary>Encodes examples with <paramref name="encoder"/> (all tokenization problems surface before training).</summary>
+    public static List<Seq2SeqSample> Encode(IGlmTokenizer tokenizer, Seq2SeqEncoder encoder, IEnumerable<Seq2SeqExample> examples)
+    {
+        encoder.Validate();
+        return examples.Select(e => encoder.Encode(tokenizer, e)).ToList();
+    }
+}

@@ -1,0 +1,135 @@
+using Glm.Engine.FineTuning;
+using Glm.Engine.Tests.Modeling;
+
+namespace Glm.Engine.Tests.FineTuning;
+
+public sealed class Seq2SeqTests : IDisposable
+{
+    private const int Cls = GlmBlockTestSupport.Cls, GMask = GlmBlockTestSupport.GMask, Sop = GlmBlockTestSupport.Sop, Eop = GlmBlockTestSupport.Eop;
+    private readonly string _dir = Directory.CreateTempSubdirectory("seq2seq").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static GlmBlankTokenSet Tokens => new(new HashSet<int> { GlmBlockTestSupport.Mask, GlmBlockTestSupport.SMask, GMask }, Sop, Eop);
+
+    [Fact]
+    public void CollationPutsTheSourceInPartAAndTheTargetInPartB()
+    {
+        var sample = new Seq2SeqEncoder { MaxLength = 32, MaxTargetTokens = 8 }.Build([10, 11], [20, 21], Cls, GMask);
+        Assert.Equal(new[] { Cls, 10, 11, GMask }, sample.PartA);
+        var s = Seq2SeqEncoder.Collate(sample, Tokens);
+        Assert.Equal(new[] { Cls, 10, 11, GMask, Sop, 20, 21 }, s.InputIds);
+        Assert.Equal(new[] { Cls, 10, 11, GMask, 20, 21, Eop }, s.TargetIds);
+        Assert.Equal(new[] { 0, 1, 2, 3, 3, 3, 3 }, s.PositionIds);
+        Assert.Equal(new[] { 0, 0, 0, 0, 1, 2, 3 }, s.BlockPositionIds);
+        Assert.Equal(new float[] { 0, 0, 0, 0, 1, 1, 1 }, s.LossMask);
+        Assert.Equal(4, s.Sep);
+    }
+
+    [Fact]
+    public void TruncationCutsTheTargetEndThenTheChosenSourceSide()
+    {
+        int[] source = Enumerable.Range(10, 10).ToArray();
+        // MaxLength 10, target cut to 2 → room for 10 − 3 − 2 = 5 source tokens.
+        var right = new Seq2SeqEncoder { MaxLength = 10, MaxTargetTokens = 2 }.Build(source, [20, 21, 22], Cls, GMask);
+        Assert.Equal(new[] { Cls, 10, 11, 12, 13, 14, GMask }, right.PartA);
+        Assert.Equal(new[] { 20, 21 }, right.Target);
+        var left = new Seq2SeqEncoder { MaxLength = 10, MaxTargetTokens = 2, SourceTruncation = TruncationSide.Left }.Build(source, [20, 21, 22], Cls, GMask);
+        Assert.Equal(new[] { Cls, 15, 16, 17, 18, 19, GMask }, left.PartA);
+        Assert.Equal(10, Seq2SeqEncoder.Collate(left, Tokens).Length);
+        Assert.Throws<GlmException>(() => new Seq2SeqEncoder { MaxLength = 5, MaxTargetTokens = 2 }.Validate());
+    }
+
+    [Fact]
+    public void ReadsJsonlAndTheSharedTsvLayouts()
+    {
+        string jsonl = Write("a.jsonl", """{"source":"abc","target":"x"}""", "");
+        Assert.Equal(("abc", "x", 1), One(Seq2SeqData.Load(jsonl)[0]));
+        Assert.Equal("d e", Seq2SeqData.Load(Write("b.jsonl", """{"src":"d e","tgt":"y"}"""), new Seq2SeqFields("src", "tgt"))[0].Source);
+        // CSL ts: no header, prompt⇥abstract⇥title → last two columns.
+        var csl = Seq2SeqData.Load(Write("ts.tsv", "to title\tabstract one\ttitle one", "to title\tabstract two\ttitle two"));
+        Assert.Equal(("abstract two", "title two", 2), One(csl[1]));
+        // classical-modern: header classical⇥modern is recognised and skipped with the default fields, or named explicitly.
+        string cm = Write("cm.tsv", "classical\tmodern", "古文\t今文");
+        Assert.Equal(("古文", "今文", 2), One(Seq2SeqData.Load(cm).Single()));
+        Assert.Equal(("今文", "古文", 2), One(Seq2SeqData.Load(cm, new Seq2SeqFields("modern", "classical")).Single()));
+        Assert.Equal("今文", Seq2SeqData.Load(Write("n.tsv", "p\t古文\t今文"), new Seq2SeqFields("2", "3")).Single().Target);
+    }
+
+    [Fact]
+    public void MalformedLinesAreReportedByFileAndLineBeforeTraining()
+    {
+        string path = Write("bad.jsonl",
+            """{"source":"ok","target":"ok"}""",
+            """{"source":"no target"}""",
+            "not json",
+            """{"source":"x","target":5}""",
+            """{"source":"  ","target":"t"}""",
+            """[1,2]""");
+        var ex = Assert.Throws<GlmException>(() => Seq2SeqData.Load(path));
+        Assert.Contains($"{path}: 5 malformed line(s)", ex.Message);
+        Assert.Contains($"{path}:2: field \"target\" is missing", ex.Message);
+        Assert.Contains($"{path}:3: invalid JSON", ex.Message);
+        Assert.Contains($"{path}:4: field \"target\" is Number, value 5; expected a string", ex.Message);
+        Assert.Contains($"{path}:5: field 'source' (source) is empty", ex.Message);
+        Assert.Contains($"{path}:6: expected a JSON object", ex.Message);
+        string tsv = Write("bad.tsv", "a\tb", "only-one-column");
+        Assert.Contains($"{tsv}:2: 1 column(s); expected at least 2", Assert.Throws<GlmException>(() => Seq2SeqData.Load(tsv)).Message);
+        string header = Write("h.tsv", "x\ty", "a\tb");
+        Assert.Contains($"{header}:1: TSV header ['x', 'y'] does not name source field 'classical'",
+            Assert.Throws<GlmException>(() => Seq2SeqData.Load(header, new Seq2SeqFields("classical", "modern"))).Message);
+        Assert.Contains("not found", Assert.Throws<GlmException>(() => Seq2SeqData.Load(Path.Combine(_dir, "missing.jsonl"))).Message);
+    }
+
+    [Fact]
+    public void TinyModelFineTunedOnToySeq2SeqLowersValidationLoss()
+    {
+        // Toy task over letters: the target is the source's first three letters reversed.
+        var tokenizer = new CharTestTokenizer();
+        var rng = new Random(2);
+        const string letters = "abcdefghij";
+        List<Seq2SeqExample> Make(int n) => Enumerable.Range(0, n).Select(i =>
+        {
+            string src = string.Concat(Enumerable.Range(0, 5).Select(_ => letters[rng.Next(letters.Length)]));
+            return new Seq2SeqExample(src, new string(src[..3].Reverse().ToArray()), "toy", i + 1);
+        }).ToList();
+        var encoder = new Seq2SeqEncoder { MaxLength = 32, MaxTargetTokens = 8 };
+        var train = Seq2SeqTask.Encode(tokenizer, encoder, Make(48));
+        var valid = Seq2SeqTask.Encode(tokenizer, encoder, Make(12));
+        using var model = GlmBlockTestSupport.Model(seed: 9, tokenizer: tokenizer);
+        var task = new Seq2SeqTask(train, valid, new Seq2SeqEvalOptions { PrimaryMetric = "rouge_l", MaxNewTokens = 6, GenerateLimit = 4 });
+
+        // The fine-tuner's gate-free greedy decoder agrees with GenerateBlank.
+        var expected = model.GenerateBlank(valid[0].PartA, new Generation.GenerationOptions { MaxNewTokens = 6 });
+        Assert.Equal(expected, Seq2SeqTask.GreedyBlank(model, valid[0].PartA, 6));
+
+        FineTuneEvaluation before;
+        using (TorchSharp.torch.no_grad()) before = task.Evaluate(model, 0, 16);
+        var outcome = new FineTuner(new FineTunerOptions
+        {
+            OutputFolder = Path.Combine(_dir, "run"), Method = FineTuneMethod.Lora, Steps = 30, BatchSize = 8, LearningRate = 2e-2, WarmupSteps = 2,
+            EvalEvery = 10, Lora = new LoraConfig { Rank = 4, Alpha = 8, TargetModules = "query_key_value|dense" }, Seed = 5,
+        }).Run(model, task);
+        using var adapters = outcome.Adapters!;
+        var evals = outcome.Result.Evaluations;
+        Assert.Equal(3, evals.Count);
+        Assert.True(evals[^1].Loss < before.Loss - 0.5, $"validation loss {before.Loss:F3} → {string.Join(" → ", evals.Select(e => e.Loss.ToString("F3")))}");
+        Assert.All(evals, e => Assert.InRange(e.Metrics["rouge_l"], 0, 100));
+        Assert.Contains("bleu", evals[0].Metrics.Keys);
+        Assert.Equal(Math.Exp(evals[^1].Loss), evals[^1].Metrics["perplexity"], 6);
+        Assert.NotNull(outcome.Result.BestFolder);
+
+        var report = Seq2SeqTask.Score(model, valid, new Seq2SeqEvalOptions { MaxNewTokens = 6, GenerateLimit = 3 });
+        Assert.Equal(3, report.Predictions.Count);
+        Assert.Equal(valid.Sum(v => v.Target.Length + 1), report.ScoredTokens);
+    }
+
+    private static (string, string, int) One(Seq2SeqExample e) => (e.Source, e.Target, e.Line);
+
+    private string Write(string name, params string[] lines)
+    {
+        string path = Path.Combine(_dir, name);
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+}
