@@ -1,5 +1,6 @@
 using Glm.Engine.FineTuning;
 using Glm.Engine.Tests.Modeling;
+using Glm.Engine.Training;
 
 namespace Glm.Engine.Tests.FineTuning;
 
@@ -122,6 +123,56 @@ public sealed class Seq2SeqTests : IDisposable
         var report = Seq2SeqTask.Score(model, valid, new Seq2SeqEvalOptions { MaxNewTokens = 6, GenerateLimit = 3 });
         Assert.Equal(3, report.Predictions.Count);
         Assert.Equal(valid.Sum(v => v.Target.Length + 1), report.ScoredTokens);
+    }
+
+    [Fact]
+    public void Seq2SeqResumesExactlyAndTrainsAllWeights()
+    {
+        var encoder = new Seq2SeqEncoder { MaxLength = 24, MaxTargetTokens = 4 };
+        var rng = new Random(4);
+        var samples = Enumerable.Range(0, 12).Select(_ =>
+        {
+            int[] src = Enumerable.Range(0, 4).Select(_ => 8 + rng.Next(10)).ToArray();
+            return encoder.Build(src, [src[1] + 20, src[0] + 20], Cls, GMask);
+        }).ToList();
+        var task = new Seq2SeqTask(samples, samples, new Seq2SeqEvalOptions { PrimaryMetric = "loss", GenerateLimit = 0 });
+        FineTunerOptions Options(string name, FineTuneMethod method) => new()
+        {
+            OutputFolder = Path.Combine(_dir, name), Method = method, Steps = 6, BatchSize = 4, LearningRate = method == FineTuneMethod.Full ? 3e-3 : 2e-2,
+            EvalEvery = 3, Lora = new LoraConfig { Rank = 2, Alpha = 4, TargetModules = "query_key_value" }, Seed = 1,
+        };
+        List<double> straight;
+        using (var model = GlmBlockTestSupport.Model(seed: 6))
+        {
+            var o = new FineTuner(Options("straight", FineTuneMethod.Lora)).Run(model, task);
+            o.Adapters!.Dispose();
+            straight = o.Result.Losses.ToList();
+        }
+        using (var model = GlmBlockTestSupport.Model(seed: 6))
+        {
+            using var cts = new CancellationTokenSource();
+            var stop = new SyncProgress(r => { if (r.Event == TrainingEvent.Step && r.Step == 3) cts.Cancel(); });
+            new FineTuner(Options("split", FineTuneMethod.Lora)).Run(model, task, stop, cts.Token).Adapters!.Dispose();
+        }
+        using (var model = GlmBlockTestSupport.Model(seed: 6))
+        {
+            var resumed = new FineTuner(Options("split", FineTuneMethod.Lora) with { Resume = true }).Run(model, task);
+            resumed.Adapters!.Dispose();
+            for (int i = 0; i < 6; i++) Assert.Equal(straight[i], resumed.Result.Losses[i], 4);
+        }
+        using (var model = GlmBlockTestSupport.Model(seed: 6))
+        {
+            var full = new FineTuner(Options("full", FineTuneMethod.Full)).Run(model, task);
+            Assert.Null(full.Adapters);
+            Assert.True(full.Result.Evaluations[^1].Loss < full.Result.Evaluations[0].Loss,
+                $"validation loss {full.Result.Evaluations[0].Loss:F3} → {full.Result.Evaluations[^1].Loss:F3}");
+            Assert.Equal(full.Result.Evaluations.Min(e => e.Loss), full.Result.BestMetric, 6);
+        }
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> onReport) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => onReport(value);
     }
 
     private static (string, string, int) One(Seq2SeqExample e) => (e.Source, e.Target, e.Line);
