@@ -55,6 +55,7 @@ public static class GlmCommandLine
         root.Add(FinetuneVerb.Create(console));
         root.Add(EvalFinetuneVerb.Create(console));
         root.Add(MergeVerb.Create(console));
+        root.Add(QuantizeVerb.Create(console));
         return root;
     }
 }
