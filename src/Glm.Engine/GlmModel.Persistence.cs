@@ -25,7 +25,9 @@ public sealed partial class GlmModel
 
     /// <summary>
     /// Saves config.json and the weights as <c>model.safetensors</c> (or shards above <paramref name="maxShardBytes"/>) in the
-    /// names of <paramref name="layout"/> (default: the model's own), in the model's dtype.
+    /// names of <paramref name="layout"/> (default: the model's own), in the model's dtype. An int8 model saves int8 linear
+    /// weights with fp32 <c>&lt;name&gt;_scale</c> tensors [out] and records <c>"quantization"</c> in config.json, so the folder
+    /// loads quantized without options (a tied output head is re-quantized from the embedding table on load).
     /// </summary>
     public void Save(string folder, GlmLayout? layout = null, long maxShardBytes = 0)
     {
@@ -55,6 +57,7 @@ internal sealed class CheckpointWeightSource(CheckpointReader reader) : IWeightS
     public bool Contains(string name) => reader.Contains(name);
     public long[] Shape(string name) => reader.Describe(name).Shape;
     public IEnumerable<string> Names => reader.Names;
+    public ScalarType? StoredDType(string name) => reader.Describe(name).DType;
 
     public Tensor Load(string name, ScalarType dtype, Device device)
     {

@@ -17,6 +17,11 @@ public sealed record GlmLoadOptions
     public int? MaxContext { get; init; }
     /// <summary>Seed of random weights for <c>random:NAME</c> models.</summary>
     public long Seed { get; init; }
+    /// <summary>
+    /// Quantize linear layers as they load (<see cref="GlmQuantization.Int8"/>: int8 weights, fp32 per-row scales; the output
+    /// head included). A checkpoint saved quantized loads as int8 whatever this says.
+    /// </summary>
+    public GlmQuantization Quantization { get; init; }
 }
 
 /// <summary>
@@ -40,6 +45,8 @@ public sealed partial class GlmModel : IDisposable
     public ScalarType DType => Network.DType;
     /// <summary>Device holding the weights.</summary>
     public Device Device => Network.Device;
+    /// <summary>How the linear layers are held in memory (int8 when quantized on load or saved quantized).</summary>
+    public GlmQuantization Quantization => Config.Quantization;
     /// <summary>Longest sequence the model will process.</summary>
     public int MaxContext => Network.MaxPositions;
 
@@ -73,7 +80,12 @@ public sealed partial class GlmModel : IDisposable
         IWeightSource canonical = config.Layout == GlmLayout.OriginalGlm ? new GlmPrefixStrippingWeights(weights)
             : config.Layout is GlmLayout.HfGlm or GlmLayout.HfGlm4 && !weights.Contains(ChatGlmCheckpointNames.Embedding)
             ? new HfGlmWeightSource(weights, config) : weights;
-        var reader = new WeightReader(canonical, dtype, device);
+        var reader = new WeightReader(canonical, dtype, device)
+        {
+            QuantizeOnLoad = options.Quantization == GlmQuantization.Int8,
+            CheckpointIsQuantized = config.Quantization == GlmQuantization.Int8,
+        };
+        config = config with { Quantization = reader.Quantizes ? GlmQuantization.Int8 : GlmQuantization.None };
         using var noGrad = torch.no_grad();
         IDecoderNetwork network = config.Layout switch
         {

@@ -56,6 +56,7 @@ public static class GlmCommandLine
         root.Add(EvalFinetuneVerb.Create(console));
         root.Add(MergeVerb.Create(console));
         root.Add(BaselineVerb.Create(console));
+        root.Add(QuantizeVerb.Create(console));
         return root;
     }
 }

@@ -24,6 +24,12 @@ public sealed class ModelOptions
     /// <summary>--max-context.</summary>
     public Option<int?> MaxContext { get; } = new("--max-context") { Description = "Longest context to support (default: the model's, capped at 32768)." };
 
+    /// <summary>--quantize.</summary>
+    public Option<string?> Quantize { get; } = new("--quantize")
+    {
+        Description = "none or int8: weight-only int8 linear layers (per-row fp32 scales, output head included). A folder saved by 'glm quantize' loads as int8 without it.",
+    };
+
     /// <summary>--threads.</summary>
     public Option<int?> Threads { get; } = new("--threads") { Description = "CPU threads for torch (default: torch's choice)." };
 
@@ -34,17 +40,19 @@ public sealed class ModelOptions
         command.Add(Device);
         command.Add(DType);
         command.Add(MaxContext);
+        command.Add(Quantize);
         command.Add(Threads);
     }
 
-    /// <summary>Loads the model the parsed options name.</summary>
-    public GlmModel Load(ParseResult parse)
+    /// <summary>Loads the model the parsed options name; <paramref name="quantization"/> overrides --quantize.</summary>
+    public GlmModel Load(ParseResult parse, GlmQuantization? quantization = null)
     {
         var options = new GlmLoadOptions
         {
             Device = parse.GetValue(Device),
             DType = parse.GetValue(DType),
             MaxContext = parse.GetValue(MaxContext),
+            Quantization = quantization ?? GlmQuantizationNames.Parse(parse.GetValue(Quantize)),
         };
         if (parse.GetValue(Threads) is int threads)
         {

@@ -58,7 +58,7 @@ public static class DecodeBenchmark
             progress?.Report("measuring read bandwidth");
             bandwidth = MachineProbe.MeasureReadBandwidth(device: model.Device);
         }
-        long bytesPerToken = ModelPresets.ParametersReadPerToken(model.Config) * ElementSize(model.DType);
+        long bytesPerToken = WeightBytesPerToken(model);
         double decodeSteps = (n - 1) / decode.TotalSeconds;
         return new BenchmarkResult
         {
@@ -106,6 +106,25 @@ public static class DecodeBenchmark
             next.Dispose();
         }
         finally { model.ForwardGate.Release(); }
+    }
+
+    /// <summary>
+    /// Bytes of weights one decode step streams. Unquantized: every parameter but the (untied) embedding table, in the
+    /// compute dtype. Int8: the stored bytes of every tensor but the gathered tables (int8 matrices, fp32 scales, norms and
+    /// biases in the compute dtype), plus the int8 head and its scales where the head is tied to the embedding table.
+    /// </summary>
+    public static long WeightBytesPerToken(GlmModel model)
+    {
+        var cfg = model.Config;
+        if (model.Quantization == GlmQuantization.None)
+            return ModelPresets.ParametersReadPerToken(cfg) * ElementSize(model.DType);
+        var gathered = new HashSet<string>(StringComparer.Ordinal)
+        {
+            ChatGlmCheckpointNames.Embedding, GlmBlockNames.WordEmbeddings, GlmBlockNames.PositionEmbeddings, GlmBlockNames.BlockPositionEmbeddings,
+        };
+        long bytes = model.NamedWeights().Where(p => !gathered.Contains(p.Name)).Sum(p => p.Tensor.NumberOfElements * p.Tensor.ElementSize);
+        if (cfg.TiedEmbeddings) bytes += (long)cfg.VocabSize * cfg.HiddenSize + 4L * cfg.VocabSize;
+        return bytes;
     }
 
     // [b, s] positions; original-GLM networks read a 2-D position tensor as block position 0.

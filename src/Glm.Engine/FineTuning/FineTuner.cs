@@ -69,6 +69,8 @@ public sealed class FineTuner
             }
             else
             {
+                if (model.Quantization != GlmQuantization.None)
+                    throw new GlmException($"{model.Source} has int8 weights; full fine-tuning needs an unquantized model (LoRA works on int8 bases but cannot be merged into them).");
                 if (resumeFrom is not null) CopyWeights(model, resumeFrom);
                 parameters = network.named_parameters().Select(p => p.parameter).ToList();
                 foreach (var p in parameters) p.requires_grad_(true);

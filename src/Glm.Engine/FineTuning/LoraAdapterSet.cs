@@ -221,6 +221,8 @@ public sealed class LoraAdapterSet : IDisposable
         using (torch.no_grad())
             foreach (var (target, layer) in _layers.Values)
             {
+                if (target.IsQuantized)
+                    throw new GlmException($"cannot merge LoRA layer '{layer.ModulePath}' into int8 weights; load the base model without --quantize, merge, then quantize.");
                 using var delta = layer.DeltaWeight();
                 target.Weight.add_(delta.to(target.Weight.dtype));
             }

@@ -57,6 +57,10 @@ internal sealed class HfGlmWeightSource : IWeightSource
             _map[n.PostSelfAttnNorm] = [p + "post_self_attn_layernorm.weight"];
             _map[n.PostMlpNorm] = [p + "post_mlp_layernorm.weight"];
         }
+        // int8 checkpoints: each linear weight's scale follows its weight's name (q/k/v scales fuse like the rows).
+        foreach (var (canonical, parts) in _map.ToList())
+            if (canonical.EndsWith(".weight", StringComparison.Ordinal))
+                _map[Quantization.Int8Quantizer.ScaleName(canonical)] = parts.Select(Quantization.Int8Quantizer.ScaleName).ToArray();
     }
 
     public string Description => _inner.Description;
@@ -72,6 +76,8 @@ internal sealed class HfGlmWeightSource : IWeightSource
         shape[0] = parts.Sum(p => _inner.Shape(p)[0]);
         return shape;
     }
+
+    public ScalarType? StoredDType(string name) => _inner.StoredDType(_map[name][0]);
 
     public Tensor Load(string name, ScalarType dtype, Device device)
     {
@@ -102,10 +108,14 @@ internal sealed class HfGlmWeightSource : IWeightSource
             if (name == ChatGlmCheckpointNames.Embedding) { yield return ("model.embed_tokens.weight", t); continue; }
             if (name == ChatGlmCheckpointNames.FinalNorm) { yield return ("model.norm.weight", t); continue; }
             if (name == ChatGlmCheckpointNames.OutputLayer) { yield return ("lm_head.weight", t); continue; }
-            if (n.EndsWith("self_attention.query_key_value.weight") || n.EndsWith("self_attention.query_key_value.bias"))
+            if (name == Quantization.Int8Quantizer.ScaleName(ChatGlmCheckpointNames.OutputLayer)) { yield return ("lm_head.weight_scale", t); continue; }
+            const string fusedQkv = "self_attention.query_key_value.";
+            if (n.Contains(fusedQkv, StringComparison.Ordinal))
             {
-                string suffix = n.EndsWith(".weight") ? "weight" : "bias";
-                string p = n[..n.IndexOf("self_attention", StringComparison.Ordinal)];
+                // weight, bias or weight_scale: all are split along rows.
+                int at = n.IndexOf(fusedQkv, StringComparison.Ordinal);
+                string suffix = n[(at + fusedQkv.Length)..];
+                string p = n[..at];
                 yield return (p + "self_attn.q_proj." + suffix, t.narrow(0, 0, q));
                 yield return (p + "self_attn.k_proj." + suffix, t.narrow(0, q, kv));
                 yield return (p + "self_attn.v_proj." + suffix, t.narrow(0, q + kv, kv));

@@ -37,7 +37,10 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
         for (int i = 0; i < cfg.NumLayers; i++) blocks[i] = new ChatGlmBlock(cfg, w, i);
         _layers = new ModuleList<ChatGlmBlock>(blocks);
         _finalNorm = new Weights(w.Read(ChatGlmCheckpointNames.FinalNorm, h));
-        _outputLayer = cfg.TiedEmbeddings ? _wordEmbeddings : new Weights(w.Read(ChatGlmCheckpointNames.OutputLayer, cfg.VocabSize, h));
+        // A tied head stays the embedding table unless linear layers are int8: then the head is an int8 copy (not saved;
+        // re-quantized deterministically on load) while lookups keep the compute-dtype table.
+        _outputLayer = !cfg.TiedEmbeddings ? new Weights(w.ReadLinear(ChatGlmCheckpointNames.OutputLayer, cfg.VocabSize, h))
+            : w.Quantizes ? Weights.Quantized(_wordEmbeddings.Weight) : _wordEmbeddings;
         _rope = new RotaryEmbedding(cfg.RotaryDim, cfg.RopeBase, maxPositions, dtype, device);
 
         // Mirror the THUDM hierarchy so parameter names equal checkpoint names: transformer.embedding.word_embeddings.weight ...
@@ -110,7 +113,11 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) _rope.Dispose();
+        if (disposing)
+        {
+            _rope.Dispose();
+            if (!ReferenceEquals(_outputLayer, _wordEmbeddings) && _cfg.TiedEmbeddings) _outputLayer.Dispose();
+        }
         base.Dispose(disposing);
     }
 }
@@ -131,11 +138,11 @@ internal sealed class ChatGlmBlock : nn.Module
         int h = cfg.HiddenSize, qkvOut = (cfg.NumHeads + 2 * cfg.NumKvHeads) * cfg.HeadDim;
         var n = new ChatGlmCheckpointNames(index);
         _inputNorm = new Weights(w.Read(n.InputNorm, h));
-        _qkv = new Weights(w.Read(n.QkvWeight, qkvOut, h), cfg.QkvBias ? w.Read(n.QkvBias, qkvOut) : null);
-        _dense = new Weights(w.Read(n.Dense, h, cfg.NumHeads * cfg.HeadDim), cfg.LinearBias ? w.Read(n.DenseBias, h) : null);
+        _qkv = new Weights(w.ReadLinear(n.QkvWeight, qkvOut, h), cfg.QkvBias ? w.Read(n.QkvBias, qkvOut) : null);
+        _dense = new Weights(w.ReadLinear(n.Dense, h, cfg.NumHeads * cfg.HeadDim), cfg.LinearBias ? w.Read(n.DenseBias, h) : null);
         _postAttnNorm = new Weights(w.Read(n.PostAttnNorm, h));
-        _gateUp = new Weights(w.Read(n.GateUp, 2L * cfg.FfnHiddenSize, h), cfg.LinearBias ? w.Read(n.GateUpBias, 2L * cfg.FfnHiddenSize) : null);
-        _down = new Weights(w.Read(n.Down, h, cfg.FfnHiddenSize), cfg.LinearBias ? w.Read(n.DownBias, h) : null);
+        _gateUp = new Weights(w.ReadLinear(n.GateUp, 2L * cfg.FfnHiddenSize, h), cfg.LinearBias ? w.Read(n.GateUpBias, 2L * cfg.FfnHiddenSize) : null);
+        _down = new Weights(w.ReadLinear(n.Down, h, cfg.FfnHiddenSize), cfg.LinearBias ? w.Read(n.DownBias, h) : null);
         if (cfg.Layout == GlmLayout.HfGlm4)
         {
             _postSelfAttnNorm = new Weights(w.Read(n.PostSelfAttnNorm, h));
@@ -215,40 +222,6 @@ internal sealed class ChatGlmBlock : nn.Module
     /// <summary>Boolean mask [1, 1, s, t]: query i (at absolute position t−s+i) may see keys 0..t−s+i.</summary>
     internal static Tensor CausalMask(long s, long t, Device device) =>
         ones(new long[] { s, t }, dtype: ScalarType.Bool, device: device).tril(t - s).view(1, 1, s, t);
-}
-
-/// <summary>A leaf module holding a weight and an optional bias, named like a torch Linear/Embedding/Norm.</summary>
-internal sealed class Weights : nn.Module
-{
-    public Parameter Weight { get; }
-    public Parameter? Bias { get; }
-
-    public Weights(Tensor weight, Tensor? bias = null) : base("weights")
-    {
-        Weight = new Parameter(weight, requires_grad: false);
-        register_parameter("weight", Weight);
-        if (bias is not null)
-        {
-            Bias = new Parameter(bias, requires_grad: false);
-            register_parameter("bias", Bias);
-        }
-    }
-
-    /// <summary>An optional low-rank term added to <see cref="Linear"/>'s output (LoRA); not a registered submodule.</summary>
-    public ILinearAdapter? Adapter { get; set; }
-
-    public Tensor Linear(Tensor x) => Adapter is null ? BaseLinear(x) : BaseLinear(x) + Adapter.Delta(x);
-
-    private Tensor BaseLinear(Tensor x)
-    {
-        if (Kernels.CpuGemv.TryLinear(x, Weight, Bias) is { } y) return y;
-        if (x.dim() <= 2) return F.linear(x, Weight, Bias);
-        // libtorch picks a much slower fp16 GEMV kernel for 3-D inputs than for the same rows as a 2-D matrix.
-        var shape = x.shape.ToArray();
-        var flat = F.linear(x.reshape(-1, shape[^1]), Weight, Bias);
-        shape[^1] = flat.shape[1];
-        return flat.view(shape);
-    }
 }
 
 /// <summary>A named grouping module so parameter names mirror the checkpoint's hierarchy.</summary>

@@ -23,6 +23,7 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
     private readonly GlmConfig _cfg;
     private readonly Weights _wordEmbeddings, _positionEmbeddings, _blockPositionEmbeddings, _finalNorm;
     private readonly ModuleList<GlmBlockLayer> _layers;
+    private readonly Weights? _quantizedHead; // int8 copy of the tied head when linear layers are int8 (not registered, not saved)
 
     public GlmConfig Config => _cfg;
     /// <summary>dtype of the stored parameters.</summary>
@@ -58,6 +59,7 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
         for (int i = 0; i < layers.Length; i++) layers[i] = new GlmBlockLayer(cfg, w, i);
         _layers = new ModuleList<GlmBlockLayer>(layers);
         _finalNorm = new Weights(w.Read(GlmBlockNames.FinalNorm + ".weight", h), w.Read(GlmBlockNames.FinalNorm + ".bias", h));
+        if (w.Quantizes) _quantizedHead = Weights.Quantized(_wordEmbeddings.Weight);
 
         // Mirror the Megatron state dict so parameter names equal checkpoint names (§1.2).
         register_module("word_embeddings", _wordEmbeddings);
@@ -101,7 +103,13 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
         if (cache is not null) cache.Length += (int)s;
         if (lastOnly && s > 1) x = x.narrow(1, s - 1, 1);
         x = LayerNorm(x, _finalNorm, _cfg.NormEps, ComputeDType);
-        return F.linear(x, Cast(_wordEmbeddings.Weight, ComputeDType));
+        return _quantizedHead is not null ? _quantizedHead.Linear(x) : F.linear(x, Cast(_wordEmbeddings.Weight, ComputeDType));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _quantizedHead?.Dispose();
+        base.Dispose(disposing);
     }
 
     private Tensor Gather(Tensor table, Tensor ids, long b, long s) =>
@@ -118,6 +126,8 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
     /// <summary>Trainable parameters (requires_grad switched on) in registration order.</summary>
     internal IReadOnlyList<(string Name, Parameter Parameter)> EnableTraining()
     {
+        if (_quantizedHead is not null)
+            throw new GlmException("an int8-quantized model cannot be trained; load it without --quantize (or from an unquantized checkpoint).");
         var list = named_parameters().Select(p => (p.name, p.parameter)).ToList();
         foreach (var (_, p) in list) p.requires_grad_(true);
         return list;
@@ -138,12 +148,13 @@ internal sealed class GlmBlockLayer : nn.Module
         long h = cfg.HiddenSize, f = cfg.FfnHiddenSize;
         string p = GlmBlockNames.Layer(index);
         Weights Read(string name, params long[] shape) => new(w.Read($"{p}.{name}.weight", shape), w.Read($"{p}.{name}.bias", shape[0]));
+        Weights ReadLinear(string name, long outF, long inF) => new(w.ReadLinear($"{p}.{name}.weight", outF, inF), w.Read($"{p}.{name}.bias", outF));
         _inputNorm = Read("input_layernorm", h);
-        _qkv = Read("attention.query_key_value", 3 * h, h);
-        _dense = Read("attention.dense", h, h);
+        _qkv = ReadLinear("attention.query_key_value", 3 * h, h);
+        _dense = ReadLinear("attention.dense", h, h);
         _postNorm = Read("post_attention_layernorm", h);
-        _hTo4h = Read("mlp.dense_h_to_4h", f, h);
-        _4hToH = Read("mlp.dense_4h_to_h", h, f);
+        _hTo4h = ReadLinear("mlp.dense_h_to_4h", f, h);
+        _4hToH = ReadLinear("mlp.dense_4h_to_h", h, f);
         _sqrtHeadDim = Math.Sqrt(cfg.HeadDim);
         _gelu = cfg.Gelu == GeluVariant.Tanh ? GELU.Approximate.tanh : GELU.Approximate.none;
 
@@ -192,6 +203,7 @@ internal sealed class GlmBlockLayer : nn.Module
 
     private static Tensor Linear(Tensor x, Weights w, ScalarType dtype)
     {
+        if (w.IsQuantized) return w.Linear(x); // int8 layer: kernel or on-the-fly dequantization to x's dtype
         var y = F.linear(x, GlmBlockModel.Cast(w.Weight, dtype), w.Bias is null ? null : GlmBlockModel.Cast(w.Bias, dtype));
         return w.Adapter is null ? y : y + w.Adapter.Delta(x);
     }
@@ -270,4 +282,5 @@ internal sealed class GlmPrefixStrippingWeights : IWeightSource
     public long[] Shape(string name) => _inner.Shape(_toInner[name]);
     public Tensor Load(string name, ScalarType dtype, Device device) => _inner.Load(_toInner[name], dtype, device);
     public IEnumerable<string> Names => _toInner.Keys;
+    public ScalarType? StoredDType(string name) => _inner.StoredDType(_toInner[name]);
 }

@@ -89,6 +89,12 @@ public sealed record GlmConfig
     /// <summary>Original GLM only: blank-infilling control-token ids from config.json (<c>mask_token_id</c>, ...); null = ask the tokenizer.</summary>
     public GlmBlankTokenIds? BlankTokens { get; init; }
 
+    /// <summary>
+    /// How the checkpoint's linear weights are stored (config.json <c>"quantization": {"method": "int8", ...}</c>); a loaded
+    /// model reports what it holds in memory.
+    /// </summary>
+    public GlmQuantization Quantization { get; init; }
+
     /// <summary>Query heads per KV head.</summary>
     public int GroupSize => NumHeads / NumKvHeads;
 
@@ -106,7 +112,10 @@ public sealed record GlmConfig
         string modelType = r.Str("model_type");
         var archs = json["architectures"] as JsonArray;
         string arch = archs is { Count: > 0 } ? archs[0]?.GetValue<string>() ?? "" : "";
-        return modelType switch
+        var quantization = json["quantization"] is JsonObject q
+            ? GlmQuantizationNames.Parse(q["method"]?.GetValue<string>() ?? throw new GlmException($"{source}: field 'quantization' has no 'method'; expected {{\"method\": \"int8\", ...}}."))
+            : GlmQuantization.None;
+        var cfg = modelType switch
         {
             "chatglm" => ChatGlm(r, modelType),
             "glm" when arch.StartsWith("GLMModel", StringComparison.Ordinal) || arch.StartsWith("GLMFor", StringComparison.Ordinal) || json.ContainsKey("num_layers") => OriginalGlm(r, modelType),
@@ -114,6 +123,7 @@ public sealed record GlmConfig
             "glm4" => HfGlm(r, modelType, GlmLayout.HfGlm4),
             _ => throw new GlmException($"{source}: model_type '{modelType}' is not supported; expected chatglm, glm or glm4."),
         };
+        return cfg with { Quantization = quantization };
     }
 
     private static GlmConfig ChatGlm(JsonFields r, string modelType)
@@ -279,6 +289,12 @@ public sealed record GlmConfig
         };
         // Unknown optional ids (e.g. no blank tokens recorded) are left out rather than written as null.
         foreach (var key in json.Where(p => p.Value is null).Select(p => p.Key).ToList()) json.Remove(key);
+        if (Quantization == GlmQuantization.Int8)
+            json["quantization"] = new JsonObject
+            {
+                ["method"] = "int8", ["scheme"] = "per_output_channel_symmetric", ["weight_dtype"] = "int8",
+                ["scale_suffix"] = Glm.Engine.Modeling.Quantization.Int8Quantizer.ScaleSuffix, ["scale_dtype"] = "float32",
+            };
         return json;
     }
 }

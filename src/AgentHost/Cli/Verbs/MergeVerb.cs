@@ -22,13 +22,7 @@ internal static class MergeVerb
             using (var lora = LoraAdapterSet.Load(glm, parse.GetValue(adapter)!)) lora.Merge();
             string folder = parse.GetValue(output)!;
             glm.Save(folder);
-            if (Directory.Exists(glm.Source))
-                foreach (var file in Directory.GetFiles(glm.Source))
-                {
-                    string name = Path.GetFileName(file);
-                    if (name == "config.json" || name.EndsWith(".safetensors") || name.EndsWith(".bin") || name.EndsWith(".index.json")) continue;
-                    File.Copy(file, Path.Combine(folder, name), overwrite: true);
-                }
+            VerbHelpers.CopyTokenizerFiles(glm.Source, folder);
             console.Out.WriteLine($"merged model: {folder}");
             return Task.FromResult(0);
         });

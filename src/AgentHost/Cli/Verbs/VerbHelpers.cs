@@ -49,6 +49,18 @@ internal static class VerbHelpers
         return ids;
     }
 
+    /// <summary>Copies the files of model folder <paramref name="source"/> other than config.json and weights (tokenizer, cards) to <paramref name="folder"/>.</summary>
+    public static void CopyTokenizerFiles(string source, string folder)
+    {
+        if (!Directory.Exists(source)) return;
+        foreach (var file in Directory.GetFiles(source))
+        {
+            string name = Path.GetFileName(file);
+            if (name == "config.json" || name.EndsWith(".safetensors") || name.EndsWith(".bin") || name.EndsWith(".index.json")) continue;
+            File.Copy(file, Path.Combine(folder, name), overwrite: true);
+        }
+    }
+
     /// <summary>Part A for continuing <paramref name="prompt"/> with an original-GLM model: [CLS] prompt [gMASK].</summary>
     public static List<int> GlmContinuationPartA(GlmModel model, string prompt)
     {

@@ -1,0 +1,156 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+/// <summary>
+/// y = x·(Q·diag(scale))ᵀ (+ b) for int8 weight-only layers at decode sizes (≤ <see cref="MaxRows"/> input rows). Decode is
+/// bound by streaming the weights, and int8 halves (vs bf16) or quarters (vs fp32) the bytes. Each weight row is read once
+/// for all input rows: 16 int8 lanes are sign-extended to int32 (vpmovsxbd), converted to fp32 and FMA'd with the fp32
+/// activations; the row's scale multiplies the finished dot product. The result is the dot product with the dequantized
+/// weights up to fp32 summation order. VNNI (vpdpbusd) is not used: it needs int8 activations, which would add activation
+/// quantization error; the loop is memory-bound, so the fp32 FMAs cost nothing extra. Without AVX-512 a portable scalar
+/// loop computes the same sums. Rows of the weight are split over threads.
+/// </summary>
+internal static unsafe class CpuInt8Gemv
+{
+    /// <summary>Most input rows handled here; beyond this the caller dequantizes and runs a GEMM.</summary>
+    public const int MaxRows = 4;
+
+    /// <summary>Set to false to force the dequantize-then-GEMM path (tests, comparisons). GLM_NO_GEMV_KERNEL=1 clears it.</summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_GEMV_KERNEL") != "1";
+
+    /// <summary>Use the AVX-512 loop when the CPU has it; tests set false to exercise the portable loop.</summary>
+    public static bool UseAvx512 { get; set; } = Avx512F.IsSupported;
+
+    /// <summary>Worker count; defaults to torch's intra-op thread count.</summary>
+    public static int Threads { get; set; }
+
+    [DllImport("LibTorchSharp")]
+    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
+
+    private static byte* Data(Tensor t) => (byte*)THSStorage_data_ptr(t.Handle) + t.storage_offset() * t.ElementSize;
+
+    /// <summary>
+    /// The linear layer for <paramref name="x"/> [..., in] with int8 <paramref name="q"/> [out, in] and fp32
+    /// <paramref name="scale"/> [out], in x's dtype; null when this kernel does not apply (caller falls back).
+    /// </summary>
+    public static Tensor? TryLinear(Tensor x, Tensor q, Tensor scale, Tensor? bias)
+    {
+        if (!Enabled || x.device_type != DeviceType.CPU || q.dim() != 2 || x.requires_grad) return null;
+        if (q.dtype != ScalarType.Int8 || scale.dtype != ScalarType.Float32 || !q.is_contiguous() || !scale.is_contiguous()) return null;
+        long k = q.shape[1], n = q.shape[0];
+        if (x.shape[^1] != k || scale.NumberOfElements != n) return null;
+        long rows = x.NumberOfElements / k;
+        if (rows > MaxRows || rows == 0) return null;
+
+        using var x32 = x.to(ScalarType.Float32).contiguous();
+        var y = torch.empty(new long[] { rows, n }, dtype: ScalarType.Float32);
+        float* xp = (float*)Data(x32);
+        float* yp = (float*)Data(y);
+        sbyte* wp = (sbyte*)Data(q);
+        float* sp = (float*)Data(scale);
+        bool avx = UseAvx512 && Avx512F.IsSupported;
+        int threads = Threads > 0 ? Threads : Math.Max(1, torch.get_num_threads());
+        long chunk = (n + threads - 1) / threads;
+        if (threads == 1 || n < 256)
+            Run(avx, wp, sp, xp, yp, (int)rows, k, n, 0, n);
+        else
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                long r0 = t * chunk, r1 = Math.Min(n, r0 + chunk);
+                if (r0 < r1) Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1);
+            });
+        if (bias is not null)
+        {
+            using var b32 = bias.to(ScalarType.Float32);
+            y.add_(b32);
+        }
+        var shape = x.shape.ToArray();
+        shape[^1] = n;
+        var result = y.view(shape);
+        if (x.dtype == ScalarType.Float32) return result;
+        using (y) using (result) return result.to(x.dtype);
+    }
+
+    private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        if (avx) Avx512Rows(w, s, x, y, rows, k, n, r0, r1);
+        else PortableRows(w, s, x, y, rows, k, n, r0, r1);
+    }
+
+    private static Vector512<float> Widen(sbyte* p) =>
+        Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p)));
+
+    private static void Avx512Rows(sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        float* x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k;
+        long body = k & ~31L;
+        for (long r = r0; r < r1; r++)
+        {
+            sbyte* row = w + r * k;
+            Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default,
+                             a2 = default, b2 = default, a3 = default, b3 = default;
+            for (long i = 0; i < body; i += 32)
+            {
+                var lo = Widen(row + i);
+                var hi = Widen(row + i + 16);
+                a0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(x0 + i), a0);
+                b0 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(x0 + i + 16), b0);
+                if (rows > 1)
+                {
+                    a1 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(x1 + i), a1);
+                    b1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(x1 + i + 16), b1);
+                    if (rows > 2)
+                    {
+                        a2 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(x2 + i), a2);
+                        b2 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(x2 + i + 16), b2);
+                        if (rows > 3)
+                        {
+                            a3 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(x3 + i), a3);
+                            b3 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(x3 + i + 16), b3);
+                        }
+                    }
+                }
+            }
+            float scale = s[r];
+            y[r] = (Vector512.Sum(a0 + b0) + Tail(row, x0, body, k)) * scale;
+            if (rows > 1) y[n + r] = (Vector512.Sum(a1 + b1) + Tail(row, x1, body, k)) * scale;
+            if (rows > 2) y[2 * n + r] = (Vector512.Sum(a2 + b2) + Tail(row, x2, body, k)) * scale;
+            if (rows > 3) y[3 * n + r] = (Vector512.Sum(a3 + b3) + Tail(row, x3, body, k)) * scale;
+        }
+    }
+
+    /// <summary>Σ row[i]·x[i] for i in [from, k): the columns after the last full 32-wide block.</summary>
+    private static float Tail(sbyte* row, float* x, long from, long k)
+    {
+        float sum = 0;
+        for (long i = from; i < k; i++) sum += row[i] * x[i];
+        return sum;
+    }
+
+    private static void PortableRows(sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        for (long r = r0; r < r1; r++)
+        {
+            sbyte* row = w + r * k;
+            for (int m = 0; m < rows; m++)
+            {
+                float* xm = x + m * k;
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                long i = 0;
+                for (; i + 4 <= k; i += 4)
+                {
+                    s0 += row[i] * xm[i];
+                    s1 += row[i + 1] * xm[i + 1];
+                    s2 += row[i + 2] * xm[i + 2];
+                    s3 += row[i + 3] * xm[i + 3];
+                }
+                y[m * n + r] = ((s0 + s1) + (s2 + s3) + Tail(row, xm, i, k)) * s[r];
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using Glm.Engine.Checkpoints;
+using Glm.Engine.Diagnostics;
+using Glm.Engine.Modeling;
+using Glm.Engine.Modeling.Quantization;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Tests.Modeling;
+
+/// <summary>Int8 weight-only models: accuracy against fp32 in every layout, saved checkpoints, and scale-tensor errors.</summary>
+public sealed class Int8ModelTests : IDisposable
+{
+    private static readonly GlmLoadOptions Fp32 = new() { DType = "fp32", Device = "cpu" };
+    private static readonly GlmLoadOptions Int8 = Fp32 with { Quantization = GlmQuantization.Int8 };
+    private static readonly int[] Prompt = [5, 17, 3, 42, 9, 11, 30, 2, 7];
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "glm-int8-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    public static TheoryData<string> Layouts => new() { "chatglm", "chatglm-tied-bias", "hfglm", "hfglm4", "original" };
+
+    /// <summary>A tiny random model of the named layout; weights large enough that logits are O(1).</summary>
+    private static GlmModel Build(string layout, GlmLoadOptions options)
+    {
+        if (layout == "original")
+        {
+            var glm = GlmBlockTestSupport.TinyConfig();
+            return GlmModel.FromWeights(glm, new InMemoryWeights(GlmBlockTestSupport.RandomTensors(glm, 7)), null, options, "test");
+        }
+        var cfg = ModelPresets.Get("glm4-tiny") with
+        {
+            Layout = layout switch { "hfglm" => GlmLayout.HfGlm, "hfglm4" => GlmLayout.HfGlm4, _ => GlmLayout.ChatGlm },
+        };
+        if (layout == "chatglm-tied-bias") cfg = cfg with { TiedEmbeddings = true, LinearBias = true };
+        return GlmModel.FromWeights(cfg, new RandomWeights(cfg, 11, std: 0.15), null, options, "test");
+    }
+
+    [Theory]
+    [MemberData(nameof(Layouts))]
+    public void QuantizedLogitsStayCloseToFp32(string layout)
+    {
+        using var reference = Build(layout, Fp32);
+        using var quantized = Build(layout, Int8);
+        Assert.Equal(GlmQuantization.Int8, quantized.Quantization);
+        Assert.Contains(quantized.NamedWeights(), p => p.Tensor.dtype == ScalarType.Int8);
+        foreach (bool incremental in new[] { false, true }) // prefill (dequantize + GEMM) and decode (int8 GEMV kernel)
+        {
+            var a = reference.ComputeLogits(Prompt, incremental);
+            var b = quantized.ComputeLogits(Prompt, incremental);
+            float max = 0, err = 0;
+            for (int i = 0; i < a.GetLength(0); i++)
+                for (int j = 0; j < a.GetLength(1); j++)
+                {
+                    max = Math.Max(max, Math.Abs(a[i, j]));
+                    err = Math.Max(err, Math.Abs(a[i, j] - b[i, j]));
+                }
+            // Stated tolerance: max |logit error| ≤ 3% of the largest |logit| (measured: well under 1% for these models).
+            Assert.True(err <= 0.03f * max, $"{layout} incremental={incremental}: max |error| {err}, max |logit| {max}");
+            Assert.True(err > 0, "quantization should change the logits a little");
+        }
+    }
+
+    [Theory]
+    [InlineData("chatglm", null)]
+    [InlineData("chatglm-tied-bias", null)]
+    [InlineData("hfglm4", null)]
+    [InlineData("original", null)]
+    [InlineData("chatglm", GlmLayout.HfGlm)] // saved in HF names: q/k/v weights and scales are split
+    public void SavedInt8CheckpointReloadsToIdenticalLogits(string layout, GlmLayout? savedLayout)
+    {
+        using var quantized = Build(layout, Int8);
+        quantized.Save(_dir, savedLayout);
+        Assert.Contains("\"quantization\"", File.ReadAllText(Path.Combine(_dir, "config.json")));
+        using (var file = CheckpointReader.Open(_dir))
+        {
+            var scales = file.Names.Where(n => n.EndsWith(".weight_scale", StringComparison.Ordinal)).ToList();
+            Assert.NotEmpty(scales);
+            Assert.All(scales, n => Assert.Equal(ScalarType.Float32, file.Describe(n).DType));
+            Assert.All(scales, n => Assert.Equal(ScalarType.Int8, file.Describe(n[..^Int8Quantizer.ScaleSuffix.Length]).DType));
+        }
+        using var reloaded = GlmModel.Load(_dir, Fp32); // no Quantization option: config.json says int8
+        Assert.Equal(GlmQuantization.Int8, reloaded.Quantization);
+        foreach (bool incremental in new[] { false, true })
+            Assert.Equal(quantized.ComputeLogits(Prompt, incremental), reloaded.ComputeLogits(Prompt, incremental));
+    }
+
+    [Fact]
+    public void WrongOrMissingScaleTensorsAreNamed()
+    {
+        using var quantized = Build("chatglm", Int8);
+        var cfg = quantized.Config;
+        using var scope = NewDisposeScope();
+        var tensors = quantized.NamedWeights().ToDictionary(p => p.Name, p => p.Tensor);
+        string scaleName = Int8Quantizer.ScaleName(new ChatGlmCheckpointNames(1).Dense);
+        long rows = tensors[scaleName].shape[0];
+
+        var wrongShape = new Dictionary<string, Tensor>(tensors) { [scaleName] = ones(rows + 3) };
+        var ex = Assert.Throws<GlmException>(() => GlmModel.FromWeights(cfg, new InMemoryWeights(wrongShape, "bad.safetensors"), null, Fp32, "t"));
+        Assert.Contains($"'{scaleName}'", ex.Message);
+        Assert.Contains($"shape [{rows + 3}]; expected [{rows}]", ex.Message);
+
+        var missing = new Dictionary<string, Tensor>(tensors);
+        missing.Remove(scaleName);
+        ex = Assert.Throws<GlmException>(() => GlmModel.FromWeights(cfg, new InMemoryWeights(missing, "bad.safetensors"), null, Fp32, "t"));
+        Assert.Contains($"scale tensor '{scaleName}' is missing", ex.Message);
+
+        var notInt8 = new Dictionary<string, Tensor>(tensors) { [new ChatGlmCheckpointNames(1).Dense] = tensors[new ChatGlmCheckpointNames(1).Dense].to(ScalarType.Float32) };
+        ex = Assert.Throws<GlmException>(() => GlmModel.FromWeights(cfg, new InMemoryWeights(notInt8, "bad.safetensors"), null, Fp32, "t"));
+        Assert.Contains("expected int8 weights", ex.Message);
+    }
+
+    [Fact]
+    public void BenchCountsInt8BytesAndScales()
+    {
+        using var model = Build("chatglm", Int8);
+        var c = model.Config;
+        long h = c.HiddenSize, qkv = (long)(c.NumHeads + 2 * c.NumKvHeads) * c.HeadDim, f = c.FfnHiddenSize;
+        long int8PerLayer = qkv * h + h * h + 2 * f * h + h * f;           // bytes of int8 matrices
+        long scalesPerLayer = 4 * (qkv + h + 2 * f + h);                   // fp32 scales
+        long fp32PerLayer = 4 * (2 * h + qkv);                             // norms, QKV bias
+        long head = c.VocabSize * h + 4L * c.VocabSize;
+        long expected = c.NumLayers * (int8PerLayer + scalesPerLayer + fp32PerLayer) + head + 4 * h;
+        Assert.Equal(expected, DecodeBenchmark.WeightBytesPerToken(model));
+    }
+}
