@@ -72,7 +72,7 @@ public sealed class KnowledgeChunk
     {
         Key = MakeKey(row.Source, row.Chunk.Ordinal), Source = row.Source, Ordinal = row.Chunk.Ordinal, Section = row.Chunk.Section,
         Text = row.Chunk.Text, StartOffset = row.Chunk.StartOffset, EndOffset = row.Chunk.EndOffset, TokenCount = row.Chunk.TokenCount,
-        Embedding = row.Embedding, RowId = row.Id,
+        Embedding = row.Embedding is { } v ? new ReadOnlyMemory<float>(v) : (ReadOnlyMemory<float>?)null, RowId = row.Id,
     };
 
     internal ChunkRow ToRow() => new(0, Source, new TextChunk(Ordinal, Text, Section, StartOffset, EndOffset, TokenCount), Embedding?.ToArray());

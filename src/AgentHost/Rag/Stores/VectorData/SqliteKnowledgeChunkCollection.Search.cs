@@ -80,7 +80,8 @@ public sealed partial class SqliteKnowledgeChunkCollection
             default:
                 throw new NotSupportedException($"search value of type {typeof(TInput).Name} is not supported by collection '{Name}'; expected {SupportedInputs}");
         }
-        return vector.Length == 0 ? null : vector;
+        if (vector.Length == 0) return null; // (not "? null :": null converts to an empty ReadOnlyMemory there)
+        return vector;
     }
 
     private static void CheckPaging(int top, int skip)
