@@ -6,6 +6,7 @@ using AgentHost.Rag.Llm;
 using Glm.Engine.Encoders;
 using AgentHost.Rag.Prompts;
 using AgentHost.Rag.Stores;
+using AgentHost.Rag.Stores.VectorData;
 using Glm.Engine;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
@@ -66,6 +67,9 @@ public static class RagHost
         services.AddSingleton(settings);
         services.AddSingleton(console);
         services.AddSingleton(_ => new KnowledgeBaseCatalog(settings.Rag.KbRoot));
+        // The knowledge bases as a Microsoft.Extensions.VectorData store (collections = knowledge bases); retrieval goes through it.
+        services.AddSingleton(sp => new SqliteKnowledgeVectorStore(sp.GetRequiredService<KnowledgeBaseCatalog>()));
+        services.AddSingleton<Microsoft.Extensions.VectorData.VectorStore>(sp => sp.GetRequiredService<SqliteKnowledgeVectorStore>());
         services.AddSingleton(_ => new PromptLibrary(settings.Rag.PromptsDir ?? Path.Combine(AppContext.BaseDirectory, "prompts")));
         services.AddSingleton<IChatClient>(sp => CreateChatClient(settings.Chat, sp.GetRequiredService<ILoggerFactory>()));
         if (!settings.Embedding.Provider.Equals("none", StringComparison.OrdinalIgnoreCase))

@@ -4,6 +4,7 @@ using AgentHost.Rag.Answering;
 using AgentHost.Rag.Chunking;
 using AgentHost.Rag.Prompts;
 using AgentHost.Rag.Stores;
+using AgentHost.Rag.Stores.VectorData;
 using Glm.Engine;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
@@ -37,8 +38,9 @@ internal static class AskVerb
             prompts.ValidateAll();
             await EnsureKnowledgeBaseAsync(console, services, name, parse.GetValue(kb) is null, ct);
 
-            using var store = services.GetRequiredService<KnowledgeBaseCatalog>().Open(name, mustExist: true);
-            var retriever = CreateRetriever(services, store);
+            services.GetRequiredService<KnowledgeBaseCatalog>().CheckExists(name);
+            using var chunks = services.GetRequiredService<SqliteKnowledgeVectorStore>().GetChunkCollection(name);
+            var retriever = CreateRetriever(services, chunks);
             var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("ask");
             var chat = new LazyChatClient(services);
             var pipeline = new AskPipeline(retriever, chat, prompts, logger);
@@ -57,9 +59,13 @@ internal static class AskVerb
         return cmd;
     }
 
-    /// <summary>A retriever over <paramref name="store"/> with the configured embedder and reranker (Rag:Reranker:ModelDir), if any.</summary>
-    public static Retriever CreateRetriever(IServiceProvider services, IKnowledgeBase store) =>
-        new(store, services.GetService<IEmbeddingGenerator<string, Embedding<float>>>(), services.GetService<IPassageReranker>(),
+    /// <summary>A retriever over <paramref name="store"/> (through its VectorData collection) with the configured embedder and reranker, if any.</summary>
+    public static Retriever CreateRetriever(IServiceProvider services, SqliteKnowledgeBase store) =>
+        CreateRetriever(services, new SqliteKnowledgeChunkCollection(store));
+
+    /// <summary>A retriever over a knowledge base's VectorData collection with the configured embedder and reranker (Rag:Reranker:ModelDir), if any.</summary>
+    public static Retriever CreateRetriever(IServiceProvider services, SqliteKnowledgeChunkCollection chunks) =>
+        new(chunks, services.GetService<IEmbeddingGenerator<string, Embedding<float>>>(), services.GetService<IPassageReranker>(),
             services.GetRequiredService<GlmSettings>().Rag.Reranker.Candidates);
 
     /// <summary>Prints the cited passages (or, when the answer cites none, the passages the model saw).</summary>

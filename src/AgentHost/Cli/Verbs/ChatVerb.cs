@@ -85,7 +85,7 @@ internal static class ChatVerb
     }
 
     /// <summary>The knowledge-base agent over <paramref name="store"/> with the host's chat client, embedder, reranker and settings.</summary>
-    public static KnowledgeBaseAgent CreateAgent(IServiceProvider services, IKnowledgeBase store, string name, int topK, TextWriter? notices)
+    public static KnowledgeBaseAgent CreateAgent(IServiceProvider services, SqliteKnowledgeBase store, string name, int topK, TextWriter? notices)
     {
         var settings = services.GetRequiredService<GlmSettings>();
         var prompts = services.GetRequiredService<PromptLibrary>();

@@ -1,6 +1,10 @@
+using System.Linq.Expressions;
+using System.Runtime.ExceptionServices;
 using AgentHost.Rag.Stores;
+using AgentHost.Rag.Stores.VectorData;
 using Glm.Engine;
 using Microsoft.Extensions.AI;
+using Microsoft.Extensions.VectorData;
 
 namespace AgentHost.Rag.Answering;
 
@@ -28,11 +32,36 @@ public sealed record RelevanceThresholds(double MinTermCoverage, double MinCosin
 
 /// <summary>
 /// Keyword, dense and hybrid retrieval over one knowledge base, with an optional relevance gate and an optional cross-encoder
-/// <paramref name="reranker"/> that reorders the top <paramref name="rerankCandidates"/> fused candidates.
+/// reranker that reorders the top <c>rerankCandidates</c> fused candidates. Every search goes through the knowledge base's
+/// Microsoft.Extensions.VectorData collection (<see cref="VectorStoreCollection{TKey, TRecord}.SearchAsync"/> and
+/// <see cref="IKeywordHybridSearchable{TRecord}.HybridSearchAsync"/>); the query is embedded here, once, with the query options.
 /// </summary>
-public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator,
-    IPassageReranker? reranker = null, int rerankCandidates = Retriever.DefaultRerankCandidates)
+public sealed class Retriever
 {
+    private readonly VectorStoreCollection<string, KnowledgeChunk> chunks;
+    private readonly IKeywordHybridSearchable<KnowledgeChunk> hybrid;
+    private readonly IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator;
+    private readonly IPassageReranker? reranker;
+    private readonly int rerankCandidates;
+
+    /// <summary>A retriever over a VectorData collection of chunks that also supports keyword hybrid search.</summary>
+    /// <exception cref="ArgumentException"><paramref name="chunks"/> does not implement <see cref="IKeywordHybridSearchable{TRecord}"/>.</exception>
+    public Retriever(VectorStoreCollection<string, KnowledgeChunk> chunks, IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator,
+        IPassageReranker? reranker = null, int rerankCandidates = DefaultRerankCandidates)
+    {
+        this.chunks = chunks;
+        hybrid = chunks as IKeywordHybridSearchable<KnowledgeChunk> ?? throw new ArgumentException(
+            $"collection '{chunks.Name}' ({chunks.GetType().Name}) does not implement IKeywordHybridSearchable<{nameof(KnowledgeChunk)}>; expected a keyword-hybrid collection", nameof(chunks));
+        this.embeddingGenerator = embeddingGenerator;
+        this.reranker = reranker;
+        this.rerankCandidates = rerankCandidates;
+    }
+
+    /// <summary>A retriever over an open knowledge base, through a <see cref="SqliteKnowledgeChunkCollection"/> that shares its connection.</summary>
+    public Retriever(SqliteKnowledgeBase knowledgeBase, IEmbeddingGenerator<string, Embedding<float>>? embeddingGenerator,
+        IPassageReranker? reranker = null, int rerankCandidates = DefaultRerankCandidates)
+        : this(new SqliteKnowledgeChunkCollection(knowledgeBase), embeddingGenerator, reranker, rerankCandidates) { }
+
     /// <summary>Fused candidates the reranker scores when none is configured.</summary>
     public const int DefaultRerankCandidates = 20;
 
@@ -62,11 +91,12 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
     {
         if (rerank && reranker is null) throw new GlmException("reranking needs a cross-encoder; set Rag:Reranker:ModelDir (e.g. a bge-reranker-base folder)");
         int candidates = rerank ? Math.Max(top, rerankCandidates) : top;
+        var where = ChunkFilterTranslator.FromSearchFilter(filter);
         IReadOnlyList<SearchHit> hits = Effective(mode) switch
         {
-            RetrievalMode.Keyword => knowledgeBase.KeywordSearch(query, candidates, filter),
-            RetrievalMode.Dense => knowledgeBase.VectorSearch(await EmbedAsync(query, cancellationToken).ConfigureAwait(false), candidates, filter),
-            _ => knowledgeBase.HybridSearch(query, await EmbedAsync(query, cancellationToken).ConfigureAwait(false), candidates, filter),
+            RetrievalMode.Keyword => await HybridAsync(query, ReadOnlyMemory<float>.Empty, candidates, where, cancellationToken).ConfigureAwait(false),
+            RetrievalMode.Dense => await DenseAsync(await EmbedAsync(query, cancellationToken).ConfigureAwait(false), candidates, where, cancellationToken).ConfigureAwait(false),
+            _ => await HybridAsync(query, await EmbedAsync(query, cancellationToken).ConfigureAwait(false), candidates, where, cancellationToken).ConfigureAwait(false),
         };
         return rerank ? (await RerankAsync(query, hits, cancellationToken).ConfigureAwait(false)).Take(top).ToList() : hits;
     }
@@ -94,19 +124,20 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
     {
         var effective = Effective(mode);
         int candidates = Math.Max(top * 5, 50);
+        int keep = reranker is null ? top : Math.Max(top, rerankCandidates);
+        var where = ChunkFilterTranslator.FromSearchFilter(filter);
         var cosine = new Dictionary<long, double>();
-        var lists = new List<IReadOnlyList<SearchHit>>();
-        if (effective is RetrievalMode.Keyword or RetrievalMode.Hybrid)
-            lists.Add(knowledgeBase.KeywordSearch(query, candidates, filter));
-        if (effective is RetrievalMode.Dense or RetrievalMode.Hybrid)
+        IReadOnlyList<SearchHit> fused;
+        if (effective is RetrievalMode.Keyword)
+            fused = await HybridAsync(query, ReadOnlyMemory<float>.Empty, keep, where, cancellationToken).ConfigureAwait(false);
+        else
         {
             var vector = await EmbedAsync(query, cancellationToken).ConfigureAwait(false);
-            var dense = knowledgeBase.VectorSearch(vector, candidates, filter);
+            var dense = await DenseAsync(vector, candidates, where, cancellationToken).ConfigureAwait(false);
             foreach (var hit in dense) cosine[hit.ChunkId] = hit.Score;
-            lists.Add(dense);
+            fused = effective is RetrievalMode.Dense ? dense.Take(keep).ToList()
+                : await HybridAsync(query, vector, keep, where, cancellationToken).ConfigureAwait(false); // the collection's keyword + vector RRF
         }
-        int keep = reranker is null ? top : Math.Max(top, rerankCandidates);
-        IReadOnlyList<SearchHit> fused = lists.Count == 1 ? lists[0].Take(keep).ToList() : ReciprocalRankFusion.Fuse(lists, keep);
         if (reranker is not null) fused = (await RerankAsync(query, fused, cancellationToken).ConfigureAwait(false)).Take(top).ToList();
         var scored = fused.Select(h => new ScoredHit(h, TermCoverage(query, h), cosine.TryGetValue(h.ChunkId, out double c) ? c : null)).ToList();
         bool anyRelevant = scored.Any(s => s.TermCoverage >= thresholds.MinTermCoverage || s.Cosine >= thresholds.MinCosine);
@@ -133,6 +164,28 @@ public sealed class Retriever(IKnowledgeBase knowledgeBase, IEmbeddingGenerator<
         if (terms.Count == 0) return 0;
         string text = (hit.Section + "\n" + hit.Text).ToLowerInvariant();
         return terms.Count(t => text.Contains(t, StringComparison.Ordinal)) / (double)terms.Count;
+    }
+
+    private Task<List<SearchHit>> DenseAsync(ReadOnlyMemory<float> vector, int top, Expression<Func<KnowledgeChunk, bool>>? where, CancellationToken cancellationToken) =>
+        CollectAsync(chunks.SearchAsync(vector, top, new VectorSearchOptions<KnowledgeChunk> { Filter = where }, cancellationToken));
+
+    /// <summary>Keyword leg fused with the vector leg by reciprocal rank; an empty <paramref name="vector"/> runs the keyword leg alone (BM25 scores).</summary>
+    private Task<List<SearchHit>> HybridAsync(string query, ReadOnlyMemory<float> vector, int top, Expression<Func<KnowledgeChunk, bool>>? where, CancellationToken cancellationToken) =>
+        CollectAsync(hybrid.HybridSearchAsync(vector, [query], top, new HybridSearchOptions<KnowledgeChunk> { Filter = where }, cancellationToken));
+
+    /// <summary>The results as search hits; a store error that carries a <see cref="GlmException"/> is rethrown as that (the CLI reports those plainly).</summary>
+    private static async Task<List<SearchHit>> CollectAsync(IAsyncEnumerable<VectorSearchResult<KnowledgeChunk>> results)
+    {
+        var hits = new List<SearchHit>();
+        try
+        {
+            await foreach (var r in results.ConfigureAwait(false)) hits.Add(r.Record.ToSearchHit(r.Score ?? 0));
+        }
+        catch (VectorStoreException e) when (e.InnerException is GlmException inner)
+        {
+            ExceptionDispatchInfo.Throw(inner);
+        }
+        return hits;
     }
 
     private async Task<ReadOnlyMemory<float>> EmbedAsync(string query, CancellationToken cancellationToken)

@@ -39,13 +39,17 @@ public sealed partial class KnowledgeBaseCatalog
     /// <summary>Opens a knowledge base; creates it unless <paramref name="mustExist"/>.</summary>
     public SqliteKnowledgeBase Open(string name, bool mustExist = false)
     {
+        if (mustExist) CheckExists(name);
+        return new SqliteKnowledgeBase(PathFor(name), name);
+    }
+
+    /// <summary>Throws a <see cref="GlmException"/> naming the path and the existing knowledge bases when <paramref name="name"/> does not exist.</summary>
+    public void CheckExists(string name)
+    {
         string path = PathFor(name);
-        if (mustExist && !File.Exists(path))
-        {
-            var known = ListKnowledgeBases();
-            throw new GlmException($"knowledge base '{name}' not found at {path}; existing: {(known.Count == 0 ? "(none)" : string.Join(", ", known))}");
-        }
-        return new SqliteKnowledgeBase(path, name);
+        if (File.Exists(path)) return;
+        var known = ListKnowledgeBases();
+        throw new GlmException($"knowledge base '{name}' not found at {path}; existing: {(known.Count == 0 ? "(none)" : string.Join(", ", known))}");
     }
 
     /// <summary>Deletes the knowledge-base file and its WAL/SHM side files; false when it did not exist.</summary>

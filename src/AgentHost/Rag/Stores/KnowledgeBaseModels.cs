@@ -21,6 +21,12 @@ public sealed record DocumentUpsert(
 /// <param name="SectionContains">Only chunks whose section path contains this text.</param>
 public sealed record SearchFilter(IReadOnlyCollection<string>? Sources = null, string? SectionContains = null)
 {
+    /// <summary>
+    /// Further conditions as SQL over the aliases <c>c</c> (chunks) and <c>d</c> (documents), each starting with "AND", with
+    /// their parameters (names starting <c>$f</c>); written by the VectorData filter translator. Null: none.
+    /// </summary>
+    internal (string Sql, IReadOnlyList<(string Name, object? Value)> Parameters)? Conditions { get; init; }
+
     internal bool Matches(string source, string section) =>
         (Sources is null || Sources.Contains(source))
         && (SectionContains is null || section.Contains(SectionContains, StringComparison.Ordinal));

@@ -41,7 +41,9 @@ public sealed partial class SqliteKnowledgeBase
         if (queryVector.Length != index.Dimensions)
             throw new Glm.Engine.GlmException($"query embedding has {queryVector.Length} dimensions but knowledge base '{Name}' holds "
                 + $"{index.Dimensions}-dimension embeddings; use the embedding model the knowledge base was built with");
-        var best = index.Search(queryVector.Span, top, filter);
+        var best = filter?.Conditions is null
+            ? index.Search(queryVector.Span, top, filter)
+            : index.Search(queryVector.Span, top, null, FilteredChunkIds(filter));
         if (best.Count == 0) return [];
         var scores = best.ToDictionary(b => b.Id, b => b.Score);
         using var cmd = Command($"""
@@ -90,6 +92,11 @@ public sealed partial class SqliteKnowledgeBase
         {
             sql.Add("AND instr(c.section, $sec) > 0");
             ps.Add(("$sec", section));
+        }
+        if (filter?.Conditions is { } conditions)
+        {
+            sql.Add(conditions.Sql);
+            ps.AddRange(conditions.Parameters);
         }
         return (string.Join(' ', sql), ps.ToArray());
     }

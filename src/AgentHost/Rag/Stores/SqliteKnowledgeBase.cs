@@ -83,25 +83,12 @@ public sealed partial class SqliteKnowledgeBase : IKnowledgeBase
             """, ("$s", doc.Source), ("$h", doc.ContentHash), ("$f", doc.Format), ("$c", doc.CharCount),
             ("$n", doc.Chunks.Count), ("$t", DateTimeOffset.UtcNow.ToString("O")));
 
-        using var insertChunk = Command("""
-            INSERT INTO chunks (document_id, ordinal, section, text, start_offset, end_offset, token_count, embedding)
-            VALUES ($d, $o, $s, $t, $a, $b, $k, $e) RETURNING id
-            """);
-        using var insertTerms = Command("INSERT INTO chunk_terms (rowid, terms) VALUES ($id, $x)");
-        using var insertTrigrams = Command("INSERT INTO chunk_trigrams (rowid, text) VALUES ($id, $x)");
+        using var writer = new ChunkWriter(this);
         for (int i = 0; i < doc.Chunks.Count; i++)
         {
-            var chunk = doc.Chunks[i];
-            object embedding = doc.Embeddings is null ? DBNull.Value : MemoryMarshal.AsBytes(doc.Embeddings[i].Span).ToArray();
             if (doc.Embeddings is not null && doc.Embeddings[i].Length != doc.Embeddings[0].Length)
                 throw new GlmException($"{doc.Source}: chunk {i} embedding has {doc.Embeddings[i].Length} dims, expected {doc.Embeddings[0].Length}");
-            SetParameters(insertChunk, ("$d", documentId), ("$o", chunk.Ordinal), ("$s", chunk.Section), ("$t", chunk.Text),
-                ("$a", chunk.StartOffset), ("$b", chunk.EndOffset), ("$k", chunk.TokenCount), ("$e", embedding));
-            long chunkId = (long)insertChunk.ExecuteScalar()!;
-            SetParameters(insertTerms, ("$id", chunkId), ("$x", CjkTerms.ForIndex(chunk.RetrievalText)));
-            insertTerms.ExecuteNonQuery();
-            SetParameters(insertTrigrams, ("$id", chunkId), ("$x", chunk.RetrievalText));
-            insertTrigrams.ExecuteNonQuery();
+            writer.Insert(documentId, doc.Chunks[i], doc.Embeddings?[i]);
             AfterChunkWritten?.Invoke(i);
         }
         tx.Commit();

@@ -41,8 +41,8 @@ internal sealed class VectorIndex
         if (norm > 0) TensorPrimitives.Divide(v, norm, v);
     }
 
-    /// <summary>Top-<paramref name="top"/> (chunk id, cosine) pairs, best first.</summary>
-    public List<(long Id, double Score)> Search(ReadOnlySpan<float> query, int top, SearchFilter? filter)
+    /// <summary>Top-<paramref name="top"/> (chunk id, cosine) pairs, best first; only ids in <paramref name="allowed"/> when given.</summary>
+    public List<(long Id, double Score)> Search(ReadOnlySpan<float> query, int top, SearchFilter? filter, IReadOnlySet<long>? allowed = null)
     {
         var q = query.ToArray();
         Normalize(q);
@@ -51,6 +51,7 @@ internal sealed class VectorIndex
         for (int i = 0; i < _ids.Length; i++)
         {
             if (filter is not null && !filter.Matches(_sources[i], _sections[i])) continue;
+            if (allowed is not null && !allowed.Contains(_ids[i])) continue;
             float score = TensorPrimitives.Dot(q, _vectors.AsSpan(i * Dimensions, Dimensions));
             if (heap.Count < top) { heap.Enqueue(_ids[i], score); best[_ids[i]] = score; }
             else if (heap.TryPeek(out _, out float worst) && score > worst)
