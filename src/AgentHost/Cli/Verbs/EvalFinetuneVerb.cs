@@ -21,8 +21,15 @@ internal static class EvalFinetuneVerb
         cmd.Add(data);
         cmd.Add(adapter);
         cmd.Add(batch);
+        QaEvalTask.AddTo(cmd, task);
         cmd.SetAction((parse, ct) =>
         {
+            if (QaEvalTask.Applies(parse, task)) // grounded QA: generation-based EM / F1 (QaEvalTask.cs)
+            {
+                using var qaModel = model.Load(parse);
+                using var qaLora = parse.GetValue(adapter) is string qa ? LoraAdapterSet.Load(qaModel, qa) : null;
+                return Task.FromResult(QaEvalTask.RunAsync(console, qaModel, parse.GetValue(data)!, parse, ct).GetAwaiter().GetResult());
+            }
             bool cloze = task.IsCloze(parse);
             var clozeTask = cloze ? task.ClozeTask(parse) : null;
             using var glm = model.Load(parse);
