@@ -35,7 +35,7 @@ public sealed class GroundedQaBuilderTests : IDisposable
     {
         const string passage = "宋江道：“今日之事，须要小心。”孔乙己还欠十九个钱呢！众人听了，都笑起来。";
         var all = QaTemplates.Candidates(passage);
-        Assert.Contains(all, q => q.Template == "who-said" && q.Answer == "宋江" && q.Question == "谁说了“今日之事，须要小心。”？");
+        Assert.Contains(all, q => q.Template == "who-said" && q.Answer == "宋江" && q.Question == "谁说了“今日之事，须要小心”？");
         Assert.Contains(all, q => q.Template == "how-many" && q.Answer == "十九个" && q.Question == "孔乙己还欠多少个钱呢？");
         Assert.Contains(all, q => q.Template == "cloze" && q.Answer == "众人听了" && q.Question == "资料中“乙己还欠十九个钱呢！____，都笑起来。”处是什么？");
         Assert.All(all, q => Assert.Equal(1, QaTemplates.Occurrences(passage, q.Answer)));

@@ -15,12 +15,13 @@ public sealed record QaQuestion(string Question, string Answer, string Template)
 /// once (so the question has one right span).
 /// <list type="bullet">
 /// <item><b>cloze</b>: a clause (2–10 letters between punctuation) is blanked: <c>资料中“{≤10 chars before}____{≤6 chars after}”处是什么？</c> → the clause.</item>
-/// <item><b>who-said</b>: <c>NAME(笑|说|问|叫|答|喝|骂|叹)?(道|说|曰)：“QUOTE”</c> where NAME is the whole clause before the verb (after
-/// dropping trailing 便/又/也/忙/… ), 2–4 Han characters, not starting with a pronoun or function word:
+/// <item><b>who-said</b>: <c>NAME(冷笑|回答|下诏|笑|说|问|答|劝|…)?(道|说|曰)：“?QUOTE</c> (quotation marks optional: the modern
+/// translations write <c>孙权说： …</c>) where NAME is the whole clause before the verb (after dropping trailing 回/便/又/也/忙/…),
+/// 2–4 Han characters, not starting with a pronoun, function word or adverb, not ending in 地/然/声/着/了/…, without 说/道/所/听:
 /// <c>谁说了“{first ≤12 chars of QUOTE}”？</c> → NAME. A heuristic: NAME may occasionally be a title or description.</item>
-/// <item><b>how-many</b>: a Chinese or Arabic numeral run followed by a classifier (个 人 匹 只 年 日 天 月 里 斤 次 …) inside a clause with
+/// <item><b>how-many</b>: a Chinese or Arabic numeral run followed by a classifier (个 人 匹 只 年 天 里 斤 次 …; not 日/月, mostly dates) inside a clause with
 /// ≥ 2 characters before it: <c>{clause before}多少{classifier}{≤6 chars after}？</c> → numeral + classifier. Single 一/万/千/百 and
-/// ordinals (第…) are skipped.</item>
+/// ordinals (第…) and runs continuing a number (一百单八) are skipped.</item>
 /// </list>
 /// </summary>
 public static class QaTemplates
@@ -28,11 +29,12 @@ public static class QaTemplates
     private const string Delimiters = "，。！？；：、,.!?;:“”‘’「」『』（）()《》…—\u3000 \t\n";
     private const string SentenceEnders = "。！？!?…";
     private const string Closers = "”’」』)）";
-    private static readonly Regex Speech = new(@"(\p{IsCJKUnifiedIdeographs}{2,8}?)(?:笑|说|问|叫|答|喝|骂|叹|应)?(?:道|说|曰)[:：]“([^”]{2,})", RegexOptions.CultureInvariant);
-    private static readonly Regex Quantity = new(@"(?<![第零一二两三四五六七八九十百千万亿0-9０-９])([零一二两三四五六七八九十百千万亿0-9０-９]+(?:余|多)?)([个人匹员只年日天月里斤次本件张头骑名位座间条艘石斗丈尺寸钱文卷首篇岁户家亩顷封箭枪合回]|两银)",
+    private static readonly Regex Speech = new(@"(\p{IsCJKUnifiedIdeographs}{2,8}?)(?:冷笑|回答|下诏|上书|上奏|笑|说|问|叫|答|喝|骂|叹|应|劝|哭|怒|奏|对)?(?:道|说|曰)[:：]\s*“?([^”。！？\n]{2,})", RegexOptions.CultureInvariant);
+    private static readonly Regex Quantity = new(@"(?<![第单零一二两三四五六七八九十百千万亿0-9０-９])([零一二两三四五六七八九十百千万亿0-9０-９]+(?:余|多)?)([个人匹员只年天里斤次本件张头骑名位座间条艘石斗丈尺寸钱文卷首篇岁户家亩顷封箭枪合回]|两银)",
         RegexOptions.CultureInvariant);
-    private const string SpeakerTrailing = "便又也忙就却都亦方才只乃遂因复即再连大";
-    private const string SpeakerBadStart = "这那我你他她它们此其众便又也只因且却就都但一不是有若如今此彼吾汝尔某谁何";
+    private const string SpeakerTrailing = "回便又也忙就却都亦方才只乃遂因复即再连大";
+    private const string SpeakerBadEnd = "地然声步笑着了来去过";
+    private const string SpeakerBadStart = "自从拍而闻分吩听回叫忽正笑说问答仍慢高老冷抢这那我你他她它们此其众便又也只因且却就都但一不是有若如今此彼吾汝尔某谁何";
 
     /// <summary>Splits text into sentences ending at 。！？!?… (closing quotes stay with their sentence); the remainder is the last sentence.</summary>
     public static List<string> Sentences(string text)
@@ -112,7 +114,8 @@ public static class QaTemplates
             int at = m.Groups[1].Index;
             if (at > 0 && !Delimiters.Contains(passage[at - 1])) continue;
             string name = m.Groups[1].Value.TrimEnd(SpeakerTrailing.ToCharArray());
-            if (name.Length is < 2 or > 4 || SpeakerBadStart.Contains(name[0]) || Occurrences(passage, name) == 0) continue;
+            if (name.Length is < 2 or > 4 || SpeakerBadStart.Contains(name[0]) || SpeakerBadEnd.Contains(name[^1])
+                || name.Any(c => "说道曰问付咐所听".Contains(c))) continue;
             string quote = m.Groups[2].Value;
             string shown = quote.Length <= 12 ? quote : quote[..12] + "……";
             if (Context(shown).Length < 2 || shown.Contains(name, StringComparison.Ordinal)) continue;
