@@ -80,7 +80,7 @@ internal static class BuildQaVerb
         - {{valid}}
         - {{tokens}}
 
-        Each line: `{"messages":[system, user, assistant], "meta":{"source","template"}}`; user = `资料：<passage>\n问题：<question>`,
+        Each line is a JSON object with `messages` (system, user, assistant) and `meta` (`source`, `template`); user = `资料：<passage>\n问题：<question>`,
         assistant = the answer, always a span of the passage. TRAIN passages come from the corpus training split only, VALID from the
         held-out split only (CorpusSplit: the last 2 % of each file), so they share no text. Templates (see `QaTemplates`): cloze
         (a clause blanked, `资料中“…____…”处是什么？`), who-said (`NAME道：“…”` → `谁说了“…”？`, heuristic), how-many (numeral +
