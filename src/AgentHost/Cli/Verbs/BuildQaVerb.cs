@@ -59,7 +59,7 @@ internal static class BuildQaVerb
             double meanTokens(IReadOnlyList<GroundedQaItem> items) => items.Count == 0 ? 0 : items.Average(i => Count(GroundedQaBuilder.ToTurns(i, options.SystemPrompt)));
             string tokens = string.Format(CultureInfo.InvariantCulture, "mean tokens per conversation ({0}): train {1:F0}, valid {2:F0}; limit {3}",
                 Path.GetFileName(Path.TrimEndingDirectorySeparator(tokDir)), meanTokens(set.Train), meanTokens(set.Valid), options.MaxTokens);
-            File.WriteAllText(Path.Combine(outDir, "README.md"), Readme(root, cmrcPath, options, trainStats, validStats, tokens));
+            File.WriteAllText(Path.Combine(outDir, "README.md"), Readme(root, cmrcPath ?? "not used", options, trainStats, validStats, tokens));
             console.Out.WriteLine(trainStats);
             console.Out.WriteLine(validStats);
             console.Out.WriteLine(tokens);
@@ -71,7 +71,7 @@ internal static class BuildQaVerb
         return cmd;
     }
 
-    private static string Readme(string corpus, string? cmrc, GroundedQaOptions o, string train, string valid, string tokens) => $$"""
+    private static string Readme(string corpus, string cmrc, GroundedQaOptions o, string train, string valid, string tokens) => $$"""
         # Grounded QA conversations
 
         Built by `glm build-qa --corpus {{corpus}} --train {{o.TrainCount}} --valid {{o.ValidCount}} --seed {{o.Seed}} --max-passage-chars {{o.MaxPassageChars}} --max-tokens {{o.MaxTokens}} --cmrc-share {{o.CmrcShare.ToString(CultureInfo.InvariantCulture)}}`.
@@ -86,7 +86,7 @@ internal static class BuildQaVerb
         (a clause blanked, `资料中“…____…”处是什么？`), who-said (`NAME道：“…”` → `谁说了“…”？`, heuristic), how-many (numeral +
         classifier → `…多少<classifier>…？`), cmrc (natural questions).
 
-        CMRC 2018 ({{cmrc ?? "not used"}}): Cui et al., "A Span-Extraction Dataset for Chinese Machine Reading Comprehension",
+        CMRC 2018 ({{cmrc}}): Cui et al., "A Span-Extraction Dataset for Chinese Machine Reading Comprehension",
         EMNLP-IJCNLP 2019, licensed CC BY-SA 4.0; the `cmrc` lines of train.jsonl are a derived copy and carry the same licence.
         The corpus texts keep their own licences (see the corpus PROVENANCE.md).
         """;
