@@ -52,6 +52,7 @@ public static class GlmCommandLine
         root.Add(SummarizeVerb.Create(console));
         root.Add(KbVerb.Create(console));
         root.Add(EvalRagVerb.Create(console));
+        root.Add(BuildQaVerb.Create(console));
         root.Add(FinetuneVerb.Create(console));
         root.Add(EvalFinetuneVerb.Create(console));
         root.Add(MergeVerb.Create(console));

@@ -12,7 +12,13 @@ public sealed record ChatSftExample(IReadOnlyList<ChatTurn> Turns, string File, 
 /// <summary>A tokenized chat example: ids and, per position, whether the token is a training target.</summary>
 /// <param name="Ids">Prompt ids rendered by the model's chat format, plus the closing stop token.</param>
 /// <param name="Targets">True for assistant-reply tokens and the stop token right after each reply.</param>
-public sealed record ChatSftSample(int[] Ids, bool[] Targets);
+public sealed record ChatSftSample(int[] Ids, bool[] Targets)
+{
+    /// <summary>Base-GLM blank samples (<see cref="GlmBlankChatSft"/>): Part A length (the sop index); -1 for causal samples.</summary>
+    public int PartALength { get; init; } = -1;
+    /// <summary>Base-GLM blank samples: index of [gMASK] in Part A (the position id of Part B).</summary>
+    public int MaskPosition { get; init; }
+}
 
 /// <summary>
 /// Reads and validates chat SFT data: JSONL with one <c>{"messages":[{"role":…,"content":…}]}</c> per line. Roles:
@@ -91,6 +97,7 @@ public static class ChatSftData
     /// </summary>
     public static ChatSftSample Encode(IChatFormat format, ChatSftExample example, int stopId)
     {
+        if (format is GlmBlankChatFormat blank) return GlmBlankChatSft.Encode(blank, example); // base GLM: reply in the [gMASK] blank, ends at eop
         var turns = example.Turns;
         var full = format.BuildPrompt(turns, null, addGenerationPrompt: false).ToList();
         if (turns[^1].Role == ChatRole.Assistant) full.Add(stopId);

@@ -53,6 +53,7 @@ public sealed class ChatSftTask(IReadOnlyList<ChatSftSample> train, IReadOnlyLis
     /// <summary>Summed NLL of the target tokens of <paramref name="batch"/> and how many there are.</summary>
     public (Tensor Sum, long Count) SummedNll(GlmModel model, IReadOnlyList<ChatSftSample> batch)
     {
+        if (batch.Any(s => s.PartALength >= 0)) return GlmBlankChatSft.SummedNll(model, batch, padId); // base GLM blank samples
         int b = batch.Count, l = batch.Max(s => s.Ids.Length);
         if (l > model.MaxContext) throw new GlmException($"a chat sample has {l} tokens; the model supports {model.MaxContext}. Drop or shorten long conversations.");
         var ids = new long[b * l];

@@ -26,8 +26,15 @@ internal static class EvalFinetuneVerb
         cmd.Add(adapter);
         cmd.Add(batch);
         cmd.Add(examples);
+        QaEvalTask.AddTo(cmd, task);
         cmd.SetAction((parse, ct) =>
         {
+            if (QaEvalTask.Applies(parse, task)) // grounded QA: generation-based EM / F1 (QaEvalTask.cs)
+            {
+                using var qaModel = model.Load(parse);
+                using var qaLora = parse.GetValue(adapter) is string qa ? LoraAdapterSet.Load(qaModel, qa) : null;
+                return Task.FromResult(QaEvalTask.RunAsync(console, qaModel, parse.GetValue(data)!, parse, ct).GetAwaiter().GetResult());
+            }
             var kind = task.Kind(parse);
             var clozeTask = kind == FineTuneTaskKind.Cloze ? task.ClozeTask(parse) : null;
             var seq2seqOptions = kind == FineTuneTaskKind.Seq2Seq ? task.Seq2Seq.EvalOptions(parse, defaultLimit: -1) : null;

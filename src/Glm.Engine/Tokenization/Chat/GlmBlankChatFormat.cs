@@ -60,6 +60,9 @@ public sealed class GlmBlankChatFormat : IChatFormat
         return ids;
     }
 
+    /// <summary>Ids of a reply as the model generates it in the blank (trimmed text, no prefix; the caller appends eop).</summary>
+    public IReadOnlyList<int> EncodeReply(string content) => _tokenizer.Encode(content.Trim());
+
     /// <inheritdoc />
     public ParsedResponse Parse(string decodedAssistantOutput, IReadOnlyCollection<string> knownToolNames)
     {
