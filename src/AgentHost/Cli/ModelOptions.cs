@@ -9,6 +9,9 @@ public sealed class ModelOptions
     /// <summary>Name of the model bundled with the repository, used when no --model is given.</summary>
     public const string BundledModelName = "glm-zh-small";
 
+    /// <summary>Name of the bundled chat model (the base model fine-tuned for grounded QA), preferred by chat and RAG verbs.</summary>
+    public const string BundledChatModelName = "glm-zh-small-chat";
+
     /// <summary>--model DIR | random:NAME.</summary>
     public Option<string?> Model { get; } = new("--model", "-m")
     {
@@ -44,8 +47,11 @@ public sealed class ModelOptions
         command.Add(Threads);
     }
 
-    /// <summary>Loads the model the parsed options name; <paramref name="quantization"/> overrides --quantize.</summary>
-    public GlmModel Load(ParseResult parse, GlmQuantization? quantization = null)
+    /// <summary>
+    /// Loads the model the parsed options name; <paramref name="quantization"/> overrides --quantize. Without --model the bundled
+    /// model is used — the chat model when <paramref name="preferChatModel"/> is set and it is present.
+    /// </summary>
+    public GlmModel Load(ParseResult parse, GlmQuantization? quantization = null, bool preferChatModel = false)
     {
         var options = new GlmLoadOptions
         {
@@ -63,20 +69,25 @@ public sealed class ModelOptions
         string? model = parse.GetValue(Model);
         if (model is not null && model.StartsWith("random:", StringComparison.Ordinal))
             return GlmModel.CreateRandom(model["random:".Length..], options);
-        return GlmModel.Load(model ?? FindBundledModel(), options);
+        return GlmModel.Load(model ?? FindBundledModel(preferChatModel), options);
     }
 
-    /// <summary>Finds models/glm-zh-small next to the program or in a parent folder (a source checkout).</summary>
-    public static string FindBundledModel()
+    /// <summary>
+    /// Finds models/glm-zh-small (or, with <paramref name="preferChatModel"/>, models/glm-zh-small-chat when it exists) next to the
+    /// program or in a parent folder (a source checkout).
+    /// </summary>
+    public static string FindBundledModel(bool preferChatModel = false)
     {
-        foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
-        {
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+        var names = preferChatModel ? new[] { BundledChatModelName, BundledModelName } : new[] { BundledModelName };
+        foreach (var name in names)
+            foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
             {
-                string candidate = Path.Combine(dir.FullName, "models", BundledModelName);
-                if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                {
+                    string candidate = Path.Combine(dir.FullName, "models", name);
+                    if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+                }
             }
-        }
         throw new GlmException($"no --model given and the bundled model models/{BundledModelName} was not found next to the program or in a parent folder; pass --model DIR or --model random:glm4-tiny.");
     }
 }

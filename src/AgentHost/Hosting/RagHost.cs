@@ -104,10 +104,10 @@ public static class RagHost
             case "local":
                 var options = new GlmLoadOptions { Device = chat.Device, DType = chat.DType };
                 string? dir = chat.ModelDir;
-                loggerFactory?.CreateLogger(typeof(RagHost)).LogInformation("loading local model {Model}", dir ?? ModelOptions.BundledModelName);
+                loggerFactory?.CreateLogger(typeof(RagHost)).LogInformation("loading local model {Model}", dir ?? ModelOptions.BundledChatModelName);
                 var model = dir is not null && dir.StartsWith("random:", StringComparison.Ordinal)
                     ? GlmModel.CreateRandom(dir["random:".Length..], options)
-                    : GlmModel.Load(dir ?? ModelOptions.FindBundledModel(), options);
+                    : GlmModel.Load(dir ?? ModelOptions.FindBundledModel(preferChatModel: true), options);
                 return new OwnedModelChatClient(new GlmChatClient(new GlmModelTokenSource(model)), model);
             case "openai":
                 var endpoint = ParseEndpoint(chat.Endpoint, "Chat:Endpoint");
@@ -173,7 +173,7 @@ public static class RagHost
             context = Glm.Engine.Modeling.ModelPresets.Get(dir["random:".Length..]).MaxPositions;
         else
         {
-            try { dir ??= ModelOptions.FindBundledModel(); }
+            try { dir ??= ModelOptions.FindBundledModel(preferChatModel: true); }
             catch (GlmException) { return; } // reported when the model is actually needed
             context = Glm.Engine.Modeling.GlmConfig.Load(dir).MaxPositions;
         }

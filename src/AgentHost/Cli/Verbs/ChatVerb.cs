@@ -36,7 +36,7 @@ internal static class ChatVerb
         {
             if (parse.GetValue(kb) is { } name) return await RunAgentAsync(console, parse, model, rag, name, parse.GetValue(topK), ct);
             var options = sampling.Build(parse, defaultTemperature: 0.8f, defaultTopP: 0.8f);
-            using var glm = model.Load(parse);
+            using var glm = model.Load(parse, preferChatModel: true);
             var session = ChatSession.Create(glm, parse.GetValue(system));
             console.Error.WriteLine($"chatting with {glm.Source} — /exit to leave, /reset to start over.");
             await RunLoopAsync(console, session.Reset, async line =>
