@@ -1,4 +1,5 @@
 using Glm.Engine.FineTuning;
+using Glm.Engine.Modeling;
 using Glm.Engine.Tests.Modeling;
 using Glm.Engine.Tests.Training;
 using Glm.Engine.Tokenization;
