@@ -127,7 +127,11 @@ public sealed partial class BatchScheduler : IDisposable
 
     private void Wake()
     {
-        if (_wake.CurrentCount == 0) _wake.Release();
+        try
+        {
+            if (_wake.CurrentCount == 0) _wake.Release();
+        }
+        catch (ObjectDisposedException) { /* a late cancellation after Dispose: nothing to wake */ }
     }
 
     /// <summary>Stops the loop; requests still running or waiting end with <see cref="ObjectDisposedException"/>. Frees the KV cache.</summary>
