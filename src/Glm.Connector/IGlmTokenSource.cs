@@ -26,13 +26,20 @@ public interface IGlmTokenSource
     IAsyncEnumerable<GenerationChunk> GenerateAsync(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken);
 }
 
-/// <summary>The <see cref="IGlmTokenSource"/> of a loaded <see cref="GlmModel"/> (which stays owned by the caller).</summary>
+/// <summary>
+/// The <see cref="IGlmTokenSource"/> of a loaded <see cref="GlmModel"/> (which stays owned by the caller). With a
+/// <see cref="BatchScheduler"/>, concurrent requests are decoded together (continuous batching) instead of one after another.
+/// </summary>
 public sealed class GlmModelTokenSource : IGlmTokenSource
 {
-    /// <summary>Wraps <paramref name="model"/>; it must have a tokenizer and a chat format (ChatGLM3 or GLM-4).</summary>
-    public GlmModelTokenSource(GlmModel model, string? modelId = null)
+    /// <summary>
+    /// Wraps <paramref name="model"/>; it must have a tokenizer and a chat format (ChatGLM3 or GLM-4). When
+    /// <paramref name="scheduler"/> is given (a scheduler on the same model, owned by the caller), generation goes through it.
+    /// </summary>
+    public GlmModelTokenSource(GlmModel model, string? modelId = null, BatchScheduler? scheduler = null)
     {
         Model = model ?? throw new ArgumentNullException(nameof(model));
+        Scheduler = scheduler;
         Tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; the connector needs a model folder with tokenizer files.");
         ChatFormat = model.ChatFormat ?? throw new GlmException($"{model.Source} has no chat format; the connector needs a ChatGLM3 or GLM-4 model.");
         ModelId = modelId ?? DefaultModelId(model.Source);
@@ -40,6 +47,9 @@ public sealed class GlmModelTokenSource : IGlmTokenSource
 
     /// <summary>The wrapped model.</summary>
     public GlmModel Model { get; }
+
+    /// <summary>The continuous-batching scheduler requests go through, or null to generate on the model directly.</summary>
+    public BatchScheduler? Scheduler { get; }
 
     /// <inheritdoc />
     public string ModelId { get; }
@@ -51,11 +61,11 @@ public sealed class GlmModelTokenSource : IGlmTokenSource
     public IChatFormat ChatFormat { get; }
 
     /// <inheritdoc />
-    public int MaxContext => Model.MaxContext;
+    public int MaxContext => Scheduler?.MaxContext ?? Model.MaxContext;
 
     /// <inheritdoc />
     public IAsyncEnumerable<GenerationChunk> GenerateAsync(IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken) =>
-        Model.GenerateAsync(promptIds, options, cancellationToken);
+        Scheduler is { } scheduler ? scheduler.GenerateAsync(promptIds, options, cancellationToken) : Model.GenerateAsync(promptIds, options, cancellationToken);
 
     /// <summary>The last folder name of a model source ("/models/chatglm3-6b/" → "chatglm3-6b").</summary>
     public static string DefaultModelId(string source)

@@ -172,7 +172,7 @@ public sealed partial class GlmModel
     internal Tensor Positions(int start, int count) =>
         torch.arange(start, start + count, dtype: ScalarType.Int64, device: Device).view(1, count);
 
-    private void CheckIds(IReadOnlyList<int> ids)
+    internal void CheckIds(IReadOnlyList<int> ids)
     {
         for (int i = 0; i < ids.Count; i++)
             if ((uint)ids[i] >= (uint)Config.VocabSize)

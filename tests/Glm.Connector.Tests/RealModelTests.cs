@@ -73,4 +73,21 @@ public sealed class RealModelTests
         Assert.Contains("64", dims.Message);
         Assert.Throws<GlmException>(() => TinyChatGlm3Model.Model.EmbedIds([1, 2], layer: -2));
     }
+
+    [SharedDataFact]
+    public async Task ConcurrentChatsThroughTheBatchSchedulerMatchOneAtATime()
+    {
+        var model = TinyChatGlm3Model.Model;
+        string[] questions = ["你好", "北京今天天气怎么样？", "Write one word.", "1+1=?", "讲一个很长很长的故事"];
+        var options = new ChatOptions { Temperature = 0, MaxOutputTokens = 12 };
+        var plain = new GlmChatClient(new GlmModelTokenSource(model));
+        var expected = new List<string>();
+        foreach (var q in questions) expected.Add((await plain.GetResponseAsync([new ChatMessage(ChatRole.User, q)], options)).Text);
+
+        using var scheduler = new Glm.Engine.Generation.BatchScheduler(model, new() { MaxBatch = 3, MaxContext = 256 });
+        var batched = new GlmChatClient(new GlmModelTokenSource(model, scheduler: scheduler));
+        var answers = await Task.WhenAll(questions.Select(q => batched.GetResponseAsync([new ChatMessage(ChatRole.User, q)], options)));
+        Assert.Equal(expected, answers.Select(a => a.Text));
+        Assert.True(scheduler.PeakActive > 1, "the requests were not decoded together");
+    }
 }

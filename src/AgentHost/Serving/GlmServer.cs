@@ -1,6 +1,7 @@
 using System.Net;
 using Glm.Connector;
 using Glm.Engine;
+using Glm.Engine.Generation;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -16,10 +17,13 @@ public sealed record GlmServerBackend(GlmChatClient Chat, GlmTextGenerationServi
     /// <summary>The served model id (what clients pass as <c>model</c>).</summary>
     public string ModelId => Chat.ModelId;
 
-    /// <summary>The backend of a loaded model: chat, text and embeddings over the same weights.</summary>
-    public static GlmServerBackend ForModel(GlmModel model, string? modelId = null)
+    /// <summary>
+    /// The backend of a loaded model: chat, text and embeddings over the same weights. With <paramref name="scheduler"/> (on
+    /// the same model, owned by the caller) concurrent chat and text requests are decoded together (continuous batching).
+    /// </summary>
+    public static GlmServerBackend ForModel(GlmModel model, string? modelId = null, BatchScheduler? scheduler = null)
     {
-        var source = new GlmModelTokenSource(model, modelId);
+        var source = new GlmModelTokenSource(model, modelId, scheduler);
         return new GlmServerBackend(new GlmChatClient(source), new GlmTextGenerationService(source),
             new GlmEmbeddingGenerator(model, new GlmEmbeddingOptions { ModelId = source.ModelId }));
     }

@@ -24,7 +24,11 @@ public sealed record GlmServerOptions
     /// <summary>Tokens generated when a request sets no <c>max_tokens</c> (default 512).</summary>
     public int DefaultMaxTokens { get; init; } = 512;
 
-    /// <summary>Requests generating at once (default 1: the model runs one forward at a time anyway).</summary>
+    /// <summary>
+    /// Requests generating at once (default 1). Above 1, serve through a <see cref="Glm.Engine.Generation.BatchScheduler"/>
+    /// of that batch size (see <see cref="GlmServerBackend.ForModel"/>) so they are decoded together; without one, forwards
+    /// of concurrent requests interleave on the model one at a time.
+    /// </summary>
     public int MaxConcurrentRequests { get; init; } = 1;
 
     /// <summary>Requests that may wait for a slot (default 16); more get 429.</summary>

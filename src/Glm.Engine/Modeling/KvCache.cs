@@ -33,15 +33,74 @@ public sealed class KvCache : IDisposable
         }
     }
 
+    // Write targets used by the continuous-batching scheduler (one slot per request, see Generation/BatchScheduler):
+    // _row ≥ 0: the next forward writes row _row only (prefill of one slot, at Length..Length+s);
+    // _positions set: the next forward writes one token into each of rows 0.._rows-1 at that row's own position and
+    // attends over the first _attend cache positions (padding beyond a row's length is masked by the caller).
+    private int _row = -1;
+    private Tensor? _positions;
+    private int _rows, _attend;
+
     /// <summary>Writes k, v [b, g, s, d] at positions Length..Length+s of <paramref name="layer"/> and returns views of all cached tokens.</summary>
     internal (Tensor Keys, Tensor Values) Append(int layer, Tensor k, Tensor v)
     {
+        if (_positions is not null)
+        {
+            var keys = _keys[layer].narrow(0, 0, _rows);
+            var values = _values[layer].narrow(0, 0, _rows);
+            var index = _positions.view(_rows, 1, 1, 1).expand(_rows, k.shape[1], 1, k.shape[3]);
+            keys.scatter_(2, index, k);
+            values.scatter_(2, index, v);
+            return (keys.narrow(2, 0, _attend), values.narrow(2, 0, _attend));
+        }
         long s = k.shape[2];
         if (Length + s > Capacity)
             throw new GlmException($"KV cache full: {Length} + {s} tokens exceed its capacity of {Capacity}. Lower max new tokens or raise the context size.");
-        _keys[layer].narrow(2, Length, s).copy_(k);
-        _values[layer].narrow(2, Length, s).copy_(v);
-        return (_keys[layer].narrow(2, 0, Length + s), _values[layer].narrow(2, 0, Length + s));
+        var kc = _row >= 0 ? _keys[layer].narrow(0, _row, 1) : _keys[layer];
+        var vc = _row >= 0 ? _values[layer].narrow(0, _row, 1) : _values[layer];
+        kc.narrow(2, Length, s).copy_(k);
+        vc.narrow(2, Length, s).copy_(v);
+        return (kc.narrow(2, 0, Length + s), vc.narrow(2, 0, Length + s));
+    }
+
+    /// <summary>The next forward (batch 1) writes into row <paramref name="row"/> from position 0.</summary>
+    internal void TargetRow(int row)
+    {
+        if ((uint)row >= (uint)BatchSize) throw new ArgumentOutOfRangeException(nameof(row), row, $"expected 0..{BatchSize - 1}");
+        ResetTarget();
+        _row = row;
+    }
+
+    /// <summary>
+    /// The next forward (one token for each of rows 0..rows−1) writes row r's token at <paramref name="positions"/>[r]
+    /// (int64 [rows], on the cache's device; each &lt; <paramref name="attend"/>) and attends over positions 0..attend−1.
+    /// </summary>
+    internal void TargetRagged(int rows, Tensor positions, int attend)
+    {
+        if (rows < 1 || rows > BatchSize) throw new ArgumentOutOfRangeException(nameof(rows), rows, $"expected 1..{BatchSize}");
+        if (attend > Capacity) throw new GlmException($"KV cache full: a row needs {attend} positions, more than its capacity of {Capacity}.");
+        ResetTarget();
+        (_positions, _rows, _attend) = (positions, rows, attend);
+    }
+
+    /// <summary>Back to whole-cache appends from position 0 (clears <see cref="TargetRow"/> / <see cref="TargetRagged"/>).</summary>
+    internal void ResetTarget()
+    {
+        _row = -1;
+        _positions = null;
+        Length = 0;
+    }
+
+    /// <summary>Copies the first <paramref name="length"/> positions of row <paramref name="from"/> into row <paramref name="to"/> (every layer).</summary>
+    internal void CopyRow(int from, int to, int length)
+    {
+        if (from == to || length == 0) return;
+        using var scope = NewDisposeScope();
+        for (int i = 0; i < _keys.Length; i++)
+        {
+            _keys[i][to].narrow(1, 0, length).copy_(_keys[i][from].narrow(1, 0, length));
+            _values[i][to].narrow(1, 0, length).copy_(_values[i][from].narrow(1, 0, length));
+        }
     }
 
     /// <summary>Bytes held by the cache.</summary>

@@ -15,11 +15,17 @@ internal static class BenchVerb
         var promptTokens = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 128, Description = "Prompt length." };
         var newTokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 256, Description = "Tokens to decode." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 1, Description = "Prompts decoded together." };
+        var concurrency = new Option<string?>("--concurrency")
+        {
+            Description = "Continuous batching: N concurrent streams (each with --prompt-tokens and --new-tokens) through one batch scheduler; "
+                + "a comma list sweeps (e.g. 1,4,16). Prints aggregate and per-stream decode tok/s and the ratio to 1 stream.",
+        };
         var cmd = new Command("bench", "Measure prefill and decode tokens/s, time to first token, peak memory and the fraction of the decode roofline.");
         model.AddTo(cmd);
         cmd.Add(promptTokens);
         cmd.Add(newTokens);
         cmd.Add(batch);
+        cmd.Add(concurrency);
         cmd.SetAction((parse, ct) =>
         {
             var load = System.Diagnostics.Stopwatch.StartNew();
@@ -29,6 +35,11 @@ internal static class BenchVerb
                 glm.Source, glm.Config.Layout, GlmModel.DTypeName(glm.DType), glm.Device, TorchSharp.torch.get_num_threads(),
                 ModelPresets.ParameterCount(glm.Config), load.Elapsed.TotalSeconds, GlmQuantizationNames.Name(glm.Quantization)));
             var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch));
+            if (parse.GetValue(concurrency) is { } list)
+            {
+                RunConcurrency(console, glm, settings, ParseCounts(list), ct);
+                return Task.FromResult(0);
+            }
             var r = DecodeBenchmark.Run(glm, settings, new Progress<string>(s => console.Error.WriteLine($"... {s}")), ct);
             console.Out.WriteLine(string.Format(inv, "prefill: {0:F1} tok/s   decode: {1:F2} tok/s   time to first token: {2:F0} ms   peak memory: {3:F2} GiB",
                 r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.TimeToFirstToken.TotalMilliseconds, r.PeakWorkingSetBytes / (double)(1L << 30)));
@@ -38,5 +49,32 @@ internal static class BenchVerb
             return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    private static int[] ParseCounts(string list)
+    {
+        var parts = list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var counts = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out counts[i]) || counts[i] < 1)
+                throw new GlmException($"--concurrency '{list}': expected stream counts ≥ 1 separated by commas, e.g. 1,4,16.");
+        return counts.Length > 0 ? counts : throw new GlmException("--concurrency needs at least one stream count, e.g. 1,4,16.");
+    }
+
+    // The 1-stream baseline always runs first, so every ratio compares figures from the same process.
+    private static void RunConcurrency(CliConsole console, GlmModel glm, BenchmarkSettings settings, int[] counts, CancellationToken ct)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sweep = counts.Contains(1) ? counts.Where(c => c == 1).Concat(counts.Where(c => c != 1)).ToArray() : counts.Prepend(1).ToArray();
+        var results = ConcurrencyBenchmark.Run(glm, settings, sweep, new Progress<string>(s => console.Error.WriteLine($"... {s}")), ct);
+        double baseline = results[0].AggregateDecodeTokensPerSecond;
+        console.Out.WriteLine(string.Format(inv, "continuous batching: prompt {0} tokens, {1} new tokens per stream, greedy", settings.PromptTokens, settings.NewTokens));
+        double cpuBaseline = results[0].DecodeTokensPerCpuSecond;
+        console.Out.WriteLine("streams  aggregate decode tok/s  per-stream tok/s  ratio to 1 stream  decode tok/CPU-s (ratio)  end-to-end tok/s  mean TTFT  mean batch");
+        foreach (var r in results)
+            console.Out.WriteLine(string.Format(inv, "{0,7}  {1,22:F2}  {2,16:F2}  {3,16:F2}x  {4,14:F2} ({5,6:F2}x)  {6,16:F2}  {7,6:F0} ms  {8,10:F2}",
+                r.Streams, r.AggregateDecodeTokensPerSecond, r.PerStreamDecodeTokensPerSecond, r.AggregateDecodeTokensPerSecond / baseline,
+                r.DecodeTokensPerCpuSecond, r.DecodeTokensPerCpuSecond / cpuBaseline,
+                r.EndToEndTokensPerSecond, r.MeanTimeToFirstToken.TotalMilliseconds, r.MeanBatch));
     }
 }
