@@ -136,7 +136,34 @@ public sealed partial class GlmModel
     }
 
     private Task<int> StepAsync(IReadOnlyList<int> ids, int start, KvCache cache, TokenSampler sampler, List<int> seen, CancellationToken ct) =>
-        StepAsync(() => Network.Forward(IdsTensor(ids), Positions(start, ids.Count), cache, null, lastOnly: true), sampler, seen, ct);
+        StepAsync(() => PrefillInChunks(Network, IdsTensor(ids), (from, count) => Positions(start + (int)from, (int)count), cache, PrefillChunkTokens), sampler, seen, ct);
+
+    /// <summary>
+    /// Most tokens one forward appends to a KV cache. Longer prompts are prefilled in pieces, each attending to the cache and
+    /// causally to itself: the result is the same, but attention scores and activations stay bounded (a 16k-token prompt in
+    /// one forward needs more than 24 GiB on glm4-bench).
+    /// </summary>
+    internal int PrefillChunkTokens { get; set; } = DefaultPrefillChunkTokens;
+
+    /// <summary>Default of <see cref="PrefillChunkTokens"/>.</summary>
+    internal const int DefaultPrefillChunkTokens = 1024;
+
+    /// <summary>
+    /// Runs <paramref name="ids"/> [b, p] through <paramref name="network"/> into <paramref name="cache"/> in pieces of at most
+    /// <paramref name="chunkTokens"/> and returns the last position's logits. <paramref name="positions"/>(offset, count)
+    /// gives the position ids of a piece.
+    /// </summary>
+    internal static Tensor PrefillInChunks(IDecoderNetwork network, Tensor ids, Func<long, long, Tensor> positions, KvCache cache,
+        int chunkTokens = DefaultPrefillChunkTokens)
+    {
+        long total = ids.shape[1], chunk = Math.Max(1, chunkTokens), start = 0;
+        for (; total - start > chunk; start += chunk)
+        {
+            using var scope = NewDisposeScope(); // each piece's activations are freed before the next
+            network.Forward(ids.narrow(1, start, chunk), positions(start, chunk), cache, null, lastOnly: true);
+        }
+        return network.Forward(ids.narrow(1, start, total - start), positions(start, total - start), cache, null, lastOnly: true);
+    }
 
     // One forward step (returning last-position logits) and the token picked from it, on a worker thread: torch's inference
     // mode and dispose scopes are per thread, and the gate serialises forwards on this model.

@@ -86,7 +86,7 @@ public static class DecodeBenchmark
             Tensor next;
             using (var scope = NewDisposeScope())
             {
-                var logits = net.Forward(torch.tensor(ids, new long[] { b, p }, device: device), Positions(b, 0, p, device), cache, null, lastOnly: true);
+                var logits = GlmModel.PrefillInChunks(net, torch.tensor(ids, new long[] { b, p }, device: device), (from, count) => Positions(b, (int)from, (int)count, device), cache);
                 next = logits.argmax(-1).MoveToOuterDisposeScope(); // [b, 1]
                 _ = next[0, 0].item<long>();
             }

@@ -97,6 +97,25 @@ public class ChatGlmModelTests
         Assert.Equal(first, second);
     }
 
+    [Theory]
+    [InlineData("glm4-tiny")]
+    [InlineData("chatglm3-tiny")]
+    public async Task ChunkedPrefillGivesTheSameTokensAsOneForward(string preset)
+    {
+        // A long prompt is prefilled in pieces (bounded memory); pieces of 3 and 5 tokens must not change what is generated.
+        using var model = Tiny(preset);
+        var prompt = Enumerable.Range(0, 23).Select(i => (i * 37 + 11) % model.Config.VocabSize).ToArray();
+        var options = new GenerationOptions { MaxNewTokens = 8, StopTokenIds = Array.Empty<int>() };
+        var whole = await model.GenerateIdsAsync(prompt, options);
+        foreach (int chunk in new[] { 3, 5 })
+        {
+            model.PrefillChunkTokens = chunk;
+            Assert.Equal(whole, await model.GenerateIdsAsync(prompt, options));
+        }
+        model.PrefillChunkTokens = 1;
+        Assert.Equal(whole, await model.GenerateIdsAsync(prompt, options));
+    }
+
     [Fact]
     public async Task GreedyGenerationFollowsTheArgmaxOfFullForwardLogits()
     {
