@@ -199,11 +199,19 @@ public static class TextBaselines
 public static class LabelledTextData
 {
     /// <summary>Reads <paramref name="path"/>; throws one <see cref="GlmException"/> listing all problems.</summary>
-    public static IReadOnlyList<(string Text, string Label)> Load(string path)
+    public static IReadOnlyList<(string Text, string Label)> Load(string path) =>
+        Read(path, $"{path}: classification data file not found; expected TSV …⇥text⇥label or JSONL {{\"text\",\"label\"}}.", checkLabel: null)
+            .Select(r => (r.Text, r.Label)).ToList();
+
+    /// <summary>
+    /// The shared reader of labelled lines (also <see cref="ClozeData"/>): rows with their 1-based line numbers.
+    /// <paramref name="checkLabel"/> returns a problem description for a label it rejects, or null.
+    /// </summary>
+    internal static List<(string Text, string Label, int Line)> Read(string path, string fileNotFound, Func<string, string?>? checkLabel)
     {
-        if (!File.Exists(path)) throw new GlmException($"{path}: classification data file not found; expected TSV …⇥text⇥label or JSONL {{\"text\",\"label\"}}.");
+        if (!File.Exists(path)) throw new GlmException(fileNotFound);
         bool json = path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
-        var rows = new List<(string, string)>();
+        var rows = new List<(string, string, int)>();
         var errors = new List<string>();
         int lineNo = 0;
         foreach (var raw in File.ReadLines(path))
@@ -218,11 +226,9 @@ public static class LabelledTextData
                 {
                     using var doc = System.Text.Json.JsonDocument.Parse(raw);
                     var root = doc.RootElement;
-                    if (root.ValueKind == System.Text.Json.JsonValueKind.Object)
-                    {
-                        text = root.TryGetProperty("text", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
-                        label = root.TryGetProperty("label", out var l) ? l.ValueKind == System.Text.Json.JsonValueKind.String ? l.GetString() : l.ToString() : null;
-                    }
+                    if (root.ValueKind != System.Text.Json.JsonValueKind.Object) { errors.Add($"{at}: expected a JSON object with text and label"); continue; }
+                    text = root.TryGetProperty("text", out var t) && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
+                    label = root.TryGetProperty("label", out var l) ? l.ValueKind == System.Text.Json.JsonValueKind.String ? l.GetString() : l.ToString() : null;
                 }
                 catch (System.Text.Json.JsonException ex) { errors.Add($"{at}: invalid JSON ({ex.Message})"); continue; }
             }
@@ -235,7 +241,8 @@ public static class LabelledTextData
             }
             if (string.IsNullOrWhiteSpace(text)) { errors.Add($"{at}: text is empty or missing"); continue; }
             if (string.IsNullOrWhiteSpace(label)) { errors.Add($"{at}: label is empty or missing"); continue; }
-            rows.Add((text, label));
+            if (checkLabel?.Invoke(label) is string problem) { errors.Add($"{at}: {problem}"); continue; }
+            rows.Add((text, label, lineNo));
         }
         if (errors.Count > 0)
             throw new GlmException($"{path}: {errors.Count} malformed line(s):\n" + string.Join("\n", errors.Take(20)) + (errors.Count > 20 ? $"\n… and {errors.Count - 20} more" : ""));

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Glm.Engine.Tokenization;
 
 namespace Glm.Engine.FineTuning;
@@ -83,46 +82,10 @@ public static class ClozeData
     /// <summary>Reads and validates <paramref name="path"/> against <paramref name="task"/>'s labels.</summary>
     public static IReadOnlyList<ClozeExample> Load(string path, ClozeTask task)
     {
-        if (!File.Exists(path)) throw new GlmException($"{path}: cloze data file not found.");
         var labels = new HashSet<string>(task.Labels, StringComparer.Ordinal);
-        bool json = path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
-        var examples = new List<ClozeExample>();
-        var errors = new List<string>();
-        int lineNo = 0;
-        foreach (var raw in File.ReadLines(path))
-        {
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(raw)) continue;
-            string at = $"{path}:{lineNo}";
-            string? text = null, label = null;
-            if (json)
-            {
-                try
-                {
-                    using var doc = JsonDocument.Parse(raw);
-                    var root = doc.RootElement;
-                    if (root.ValueKind != JsonValueKind.Object) { errors.Add($"{at}: expected a JSON object with text and label"); continue; }
-                    text = root.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-                    label = root.TryGetProperty("label", out var l) ? l.ValueKind == JsonValueKind.String ? l.GetString() : l.ToString() : null;
-                }
-                catch (JsonException ex) { errors.Add($"{at}: invalid JSON ({ex.Message})"); continue; }
-            }
-            else
-            {
-                var cols = raw.Split('\t');
-                if (cols.Length < 2) { errors.Add($"{at}: {cols.Length} column(s); expected text⇥label (tab-separated)"); continue; }
-                text = cols[^2];
-                label = cols[^1].Trim();
-            }
-            if (string.IsNullOrWhiteSpace(text)) { errors.Add($"{at}: text is empty"); continue; }
-            if (string.IsNullOrWhiteSpace(label)) { errors.Add($"{at}: label is empty"); continue; }
-            if (!labels.Contains(label)) { errors.Add($"{at}: label '{label}' is not in the verbalizer ({string.Join(", ", task.Labels)})"); continue; }
-            examples.Add(new ClozeExample(text, label, path, lineNo));
-        }
-        if (errors.Count > 0)
-            throw new GlmException($"{path}: {errors.Count} malformed line(s):\n" + string.Join("\n", errors.Take(20)) + (errors.Count > 20 ? $"\n… and {errors.Count - 20} more" : ""));
-        if (examples.Count == 0) throw new GlmException($"{path}: no examples.");
-        return examples;
+        return LabelledTextData.Read(path, $"{path}: cloze data file not found.",
+                label => labels.Contains(label) ? null : $"label '{label}' is not in the verbalizer ({string.Join(", ", task.Labels)})")
+            .Select(r => new ClozeExample(r.Text, r.Label, path, r.Line)).ToList();
     }
 }
 
