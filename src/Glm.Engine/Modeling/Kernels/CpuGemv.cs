@@ -1,8 +1,8 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
 
 namespace Glm.Engine.Modeling.Kernels;
 
@@ -24,11 +24,6 @@ internal static unsafe class CpuGemv
     /// <summary>Worker count; defaults to torch's intra-op thread count.</summary>
     public static int Threads { get; set; }
 
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
-
-    private static byte* Data(Tensor t) => (byte*)THSStorage_data_ptr(t.Handle) + t.storage_offset() * t.ElementSize;
-
     /// <summary>y = x·Wᵀ (+ b) when this kernel applies; otherwise returns null so the caller uses libtorch.</summary>
     public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
     {
@@ -45,16 +40,7 @@ internal static unsafe class CpuGemv
         float* xp = (float*)Data(x32);
         float* yp = (float*)Data(y);
         byte* wp = Data(weight);
-        int threads = Threads > 0 ? Threads : Math.Max(1, torch.get_num_threads());
-        long chunk = (n + threads - 1) / threads;
-        if (threads == 1 || n < 256)
-            Run(wt, wp, xp, yp, (int)rows, k, n, 0, n);
-        else
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                long r0 = t * chunk, r1 = Math.Min(n, r0 + chunk);
-                if (r0 < r1) Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1);
-            });
+        ForRowRanges(n, ThreadCount(Threads), small: n < 256, (r0, r1) => Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1));
         if (bias is not null) y.add_(bias.to(ScalarType.Float32));
         var shape = x.shape.ToArray();
         shape[^1] = n;

@@ -1,8 +1,8 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
 
 namespace Glm.Engine.Modeling.Kernels;
 
@@ -14,11 +14,6 @@ namespace Glm.Engine.Modeling.Kernels;
 /// </summary>
 internal static unsafe class CpuInt8Dequant
 {
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
-
-    private static byte* Data(Tensor t) => (byte*)THSStorage_data_ptr(t.Handle) + t.storage_offset() * t.ElementSize;
-
     /// <summary>The dequantized matrix, or null when this path does not apply (not CPU, no AVX-512, another dtype).</summary>
     public static Tensor? TryDequantize(Tensor q, Tensor scale, ScalarType dtype)
     {
@@ -32,15 +27,7 @@ internal static unsafe class CpuInt8Dequant
         float* sp = (float*)Data(scale);
         byte* wp = Data(w);
         bool bf16 = dtype == ScalarType.BFloat16;
-        int threads = Math.Max(1, torch.get_num_threads());
-        long chunk = (n + threads - 1) / threads;
-        if (threads == 1 || n * k < (1 << 16)) Rows(qp, sp, wp, bf16, k, 0, n);
-        else
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                long r0 = t * chunk, r1 = Math.Min(n, r0 + chunk);
-                if (r0 < r1) Rows(qp, sp, wp, bf16, k, r0, r1);
-            });
+        ForRowRanges(n, ThreadCount(), small: n * k < (1 << 16), (r0, r1) => Rows(qp, sp, wp, bf16, k, r0, r1));
         return w;
     }
 

@@ -1,8 +1,8 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
 
 namespace Glm.Engine.Modeling.Kernels;
 
@@ -29,11 +29,6 @@ internal static unsafe class CpuInt8Gemv
     /// <summary>Worker count; defaults to torch's intra-op thread count.</summary>
     public static int Threads { get; set; }
 
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
-
-    private static byte* Data(Tensor t) => (byte*)THSStorage_data_ptr(t.Handle) + t.storage_offset() * t.ElementSize;
-
     /// <summary>
     /// The linear layer for <paramref name="x"/> [..., in] with int8 <paramref name="q"/> [out, in] and fp32
     /// <paramref name="scale"/> [out], in x's dtype; null when this kernel does not apply (caller falls back).
@@ -54,16 +49,7 @@ internal static unsafe class CpuInt8Gemv
         sbyte* wp = (sbyte*)Data(q);
         float* sp = (float*)Data(scale);
         bool avx = UseAvx512 && Avx512F.IsSupported;
-        int threads = Threads > 0 ? Threads : Math.Max(1, torch.get_num_threads());
-        long chunk = (n + threads - 1) / threads;
-        if (threads == 1 || n < 256)
-            Run(avx, wp, sp, xp, yp, (int)rows, k, n, 0, n);
-        else
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                long r0 = t * chunk, r1 = Math.Min(n, r0 + chunk);
-                if (r0 < r1) Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1);
-            });
+        ForRowRanges(n, ThreadCount(Threads), small: n < 256, (r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
         if (bias is not null)
         {
             using var b32 = bias.to(ScalarType.Float32);
