@@ -1,3 +1,4 @@
+using Glm.Engine.Runtime;
 using System.CommandLine;
 using System.Globalization;
 using Glm.Engine;
@@ -41,6 +42,7 @@ internal static class FinetuneVerb
             cmd.Add(o);
         cmd.SetAction((parse, ct) =>
         {
+            TorchRuntime.KeepOpenMpSpinning = true; // training is back-to-back libtorch ops
             var fineTuneMethod = parse.GetValue(method) switch
             {
                 "lora" => FineTuneMethod.Lora,

@@ -1,3 +1,4 @@
+using Glm.Engine.Runtime;
 using System.CommandLine;
 using System.Globalization;
 using Glm.Engine;
@@ -40,6 +41,7 @@ internal static class PretrainVerb
             cmd.Add(o);
         cmd.SetAction(async (parse, ct) =>
         {
+            TorchRuntime.KeepOpenMpSpinning = true; // training is back-to-back libtorch ops
             string outDir = parse.GetValue(output)!, tokDir = parse.GetValue(tokenizerDir)!;
             var tokenizer = OwnBpeTokenizer.Load(tokDir);
             var tokens = GlmSpecialTokens.FromTokenizer(tokenizer);
