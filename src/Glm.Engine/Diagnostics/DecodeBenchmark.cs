@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Diagnostics;
 
 /// <summary>Settings of one <c>glm bench</c> run.</summary>
-public sealed record BenchmarkSettings(int PromptTokens = 128, int NewTokens = 256, int Batch = 1, bool MeasureBandwidth = true);
+public sealed record BenchmarkSettings(int PromptTokens = 128, int NewTokens = 256, int Batch = 1, bool MeasureBandwidth = true, bool Profile = false);
 
 /// <summary>What one benchmark run measured.</summary>
 public sealed record BenchmarkResult
@@ -27,6 +27,11 @@ public sealed record BenchmarkResult
     public double RooflineStepsPerSecond => ReadBandwidthGBs * 1e9 / WeightBytesPerToken;
     /// <summary>Measured decode steps per second ÷ roofline.</summary>
     public required double FractionOfRoofline { get; init; }
+    /// <summary>With <see cref="BenchmarkSettings.Profile"/>: a second decode run's step time split by <see cref="DecodeSection"/>
+    /// (milliseconds and calls per decoded token), and that run's mean step time; otherwise empty and NaN.</summary>
+    public IReadOnlyList<(DecodeSection Section, double MillisecondsPerToken, double CallsPerToken)> Profile { get; init; } = [];
+    /// <summary>Mean decode step (ms) of the profiled run.</summary>
+    public double ProfiledStepMilliseconds { get; init; } = double.NaN;
 }
 
 /// <summary>Times prefill and greedy decode of random prompts, the way <c>glm bench</c> reports them.</summary>
@@ -52,6 +57,18 @@ public static class DecodeBenchmark
         RunOnce(net, model, prompt, b, p, n, out var prefill, out var firstToken, out var decode);
         ct.ThrowIfCancellationRequested();
 
+        var profile = new List<(DecodeSection, double, double)>();
+        double profiledStep = double.NaN;
+        if (settings.Profile && n > 1)
+        {
+            progress?.Report("profiling a second decode run");
+            RunOnce(net, model, prompt, b, p, n, out _, out _, out var profiledDecode, profileDecode: true);
+            profiledStep = profiledDecode.TotalMilliseconds / (n - 1);
+            foreach (var (section, seconds, calls) in DecodeProfiler.Snapshot())
+                profile.Add((section, seconds * 1e3 / (n - 1), calls / (double)(n - 1)));
+            ct.ThrowIfCancellationRequested();
+        }
+
         double bandwidth = double.NaN;
         if (settings.MeasureBandwidth)
         {
@@ -69,11 +86,13 @@ public static class DecodeBenchmark
             ReadBandwidthGBs = bandwidth,
             WeightBytesPerToken = bytesPerToken,
             FractionOfRoofline = decodeSteps / (bandwidth * 1e9 / bytesPerToken),
+            Profile = profile,
+            ProfiledStepMilliseconds = profiledStep,
         };
     }
 
     private static void RunOnce(IDecoderNetwork net, GlmModel model, long[] prompt, int b, int p, int n,
-        out TimeSpan prefill, out TimeSpan firstToken, out TimeSpan decode)
+        out TimeSpan prefill, out TimeSpan firstToken, out TimeSpan decode, bool profileDecode = false)
     {
         model.ForwardGate.Wait();
         try
@@ -92,6 +111,8 @@ public static class DecodeBenchmark
             }
             prefill = sw.Elapsed;
             firstToken = sw.Elapsed;
+            DecodeProfiler.Reset();
+            DecodeProfiler.Enabled = profileDecode;
             sw.Restart();
             for (int i = 1; i < n; i++)
             {
@@ -105,7 +126,11 @@ public static class DecodeBenchmark
             decode = sw.Elapsed;
             next.Dispose();
         }
-        finally { model.ForwardGate.Release(); }
+        finally
+        {
+            DecodeProfiler.Enabled = false;
+            model.ForwardGate.Release();
+        }
     }
 
     /// <summary>

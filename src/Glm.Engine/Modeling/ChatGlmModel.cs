@@ -1,3 +1,5 @@
+using Glm.Engine.Diagnostics;
+using Glm.Engine.Modeling.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -69,14 +71,19 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
     public Tensor Forward(Tensor inputIds, Tensor positionIds, KvCache? cache, Tensor? mask, bool lastOnly)
     {
         long b = inputIds.shape[0], s = inputIds.shape[1];
+        long t = DecodeProfiler.Start();
         var x = _wordEmbeddings.Weight.index_select(0, inputIds.reshape(-1)).view(b, s, -1);
         var (cos, sin) = _rope.Gather(positionIds);
+        DecodeProfiler.Stop(DecodeSection.Embedding, t);
         for (int i = 0; i < _layers.Count; i++)
-            x = _layers[i].Forward(x, cos, sin, _rope, cache, i, mask, _hfNormRounding);
+            x = _layers[i].Forward(x, positionIds, cos, sin, _rope, cache, i, mask, _hfNormRounding);
         if (cache is not null) cache.Length += (int)s;
         if (lastOnly && s > 1) x = x.narrow(1, s - 1, 1);
         x = RmsNorm(x, _finalNorm.Weight, _cfg.NormEps, _hfNormRounding);
-        return _outputLayer.Linear(x);
+        t = DecodeProfiler.Start();
+        var logits = _outputLayer.Linear(x);
+        DecodeProfiler.Stop(DecodeSection.OutputHead, t);
+        return logits;
     }
 
     /// <summary>
@@ -84,6 +91,14 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
     /// (glm-formats.md pitfall 7) — the last bits differ in bf16/fp16.
     /// </summary>
     internal static Tensor RmsNorm(Tensor x, Tensor weight, double eps, bool castBeforeWeight)
+    {
+        long t = DecodeProfiler.Start();
+        var y = CpuDecodeOps.TryRmsNorm(x, weight, eps, castBeforeWeight) ?? ReferenceRmsNorm(x, weight, eps, castBeforeWeight);
+        DecodeProfiler.Stop(DecodeSection.Norm, t);
+        return y;
+    }
+
+    internal static Tensor ReferenceRmsNorm(Tensor x, Tensor weight, double eps, bool castBeforeWeight)
     {
         var dtype = x.dtype;
         var x32 = x.to(ScalarType.Float32);
@@ -104,7 +119,7 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
         var x = _wordEmbeddings.Weight.index_select(0, inputIds.reshape(-1)).view(b, s, -1);
         var (cos, sin) = _rope.Gather(positionIds);
         for (int i = 0; i < layers; i++)
-            x = _layers[i].Forward(x, cos, sin, _rope, null, i, null, _hfNormRounding);
+            x = _layers[i].Forward(x, positionIds, cos, sin, _rope, null, i, null, _hfNormRounding);
         return layers == _layers.Count ? RmsNorm(x, _finalNorm.Weight, _cfg.NormEps, _hfNormRounding) : x;
     }
 
@@ -164,32 +179,58 @@ internal sealed class ChatGlmBlock : nn.Module
         if (_postMlpNorm is not null) register_module("post_mlp_layernorm", _postMlpNorm);
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, RotaryEmbedding rope, KvCache? cache, int layer, Tensor? mask, bool hfNorm)
+    public Tensor Forward(Tensor x, Tensor positionIds, Tensor cos, Tensor sin, RotaryEmbedding rope, KvCache? cache, int layer, Tensor? mask, bool hfNorm)
     {
         long b = x.shape[0], s = x.shape[1];
         int nh = _cfg.NumHeads, g = _cfg.NumKvHeads, d = _cfg.HeadDim;
         double eps = _cfg.NormEps;
 
         var h = ChatGlmModel.RmsNorm(x, _inputNorm.Weight, eps, hfNorm);
+        long t = DecodeProfiler.Start();
         var qkv = _qkv.Linear(h);
+        DecodeProfiler.Stop(DecodeSection.QkvProjection, t);
+        t = DecodeProfiler.Start();
+        bool rotated = rope.TryApplyInPlace(qkv, nh + g, d, positionIds); // one decode token: Q and K heads rotated in qkv
         var q = qkv.narrow(2, 0, nh * d).view(b, s, nh, d).transpose(1, 2);
         var k = qkv.narrow(2, nh * d, g * d).view(b, s, g, d).transpose(1, 2);
         var v = qkv.narrow(2, (nh + g) * d, g * d).view(b, s, g, d).transpose(1, 2);
-        q = rope.Apply(q, cos, sin);
-        k = rope.Apply(k, cos, sin);
+        if (!rotated)
+        {
+            q = rope.Apply(q, cos, sin);
+            k = rope.Apply(k, cos, sin);
+        }
+        DecodeProfiler.Stop(DecodeSection.Rotary, t);
+        t = DecodeProfiler.Start();
         if (cache is not null) (k, v) = cache.Append(layer, k, v);
+        DecodeProfiler.Stop(DecodeSection.KvCacheAppend, t);
 
+        t = DecodeProfiler.Start();
         var ctx = Attention(q, k, v, mask, causal: cache is null || cache.Length == 0);
+        DecodeProfiler.Stop(DecodeSection.Attention, t);
+        t = DecodeProfiler.Start();
         var a = _dense.Linear(ctx.transpose(1, 2).reshape(b, s, nh * d));
+        DecodeProfiler.Stop(DecodeSection.OutputProjection, t);
         if (_postSelfAttnNorm is not null) a = ChatGlmModel.RmsNorm(a, _postSelfAttnNorm.Weight, eps, hfNorm);
+        t = DecodeProfiler.Start();
         x = x + a;
+        DecodeProfiler.Stop(DecodeSection.Residual, t);
 
         h = ChatGlmModel.RmsNorm(x, _postAttnNorm.Weight, eps, hfNorm);
+        t = DecodeProfiler.Start();
         var gateUp = _gateUp.Linear(h);
-        var m = F.silu(gateUp.narrow(2, 0, _cfg.FfnHiddenSize)) * gateUp.narrow(2, _cfg.FfnHiddenSize, _cfg.FfnHiddenSize);
+        DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
+        t = DecodeProfiler.Start();
+        var m = CpuDecodeOps.TrySwiGlu(gateUp, _cfg.FfnHiddenSize)
+                ?? F.silu(gateUp.narrow(2, 0, _cfg.FfnHiddenSize)) * gateUp.narrow(2, _cfg.FfnHiddenSize, _cfg.FfnHiddenSize);
+        DecodeProfiler.Stop(DecodeSection.SwiGlu, t);
+        t = DecodeProfiler.Start();
         var o = _down.Linear(m);
+        DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
         if (_postMlpNorm is not null) o = ChatGlmModel.RmsNorm(o, _postMlpNorm.Weight, eps, hfNorm);
-        return x + o;
+        t = DecodeProfiler.Start();
+        x = x + o;
+        DecodeProfiler.Stop(DecodeSection.Residual, t);
+        return x;
     }
 
     /// <summary>
@@ -202,6 +243,7 @@ internal sealed class ChatGlmBlock : nn.Module
         long g = k.shape[1], t = k.shape[2], group = nh / g;
         if (s == 1)
         {
+            if (mask is null && CpuDecodeOps.TryAttention(q, k, v, _scale) is { } fused) return fused;
             var qg = q.reshape(b, g, group, d);
             var scores = matmul(qg, k.transpose(2, 3)).mul_(_scale).to(ScalarType.Float32);
             if (mask is not null) scores = scores.masked_fill(mask.view(b, 1, 1, t).logical_not(), float.NegativeInfinity);

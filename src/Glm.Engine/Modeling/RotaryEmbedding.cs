@@ -1,3 +1,4 @@
+using Glm.Engine.Modeling.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,6 +55,14 @@ internal sealed class RotaryEmbedding : IDisposable
         if (RotaryDim == d) return rotated;
         return cat(new[] { rotated, x.narrow(3, RotaryDim, d - RotaryDim) }, 3);
     }
+
+    /// <summary>
+    /// For one decode token: rotates Q and K in place inside the fused <paramref name="qkv"/> [b, 1, heads·d] (the first
+    /// <paramref name="rotatedHeads"/> heads), for <paramref name="positionIds"/> [b, 1]. False (nothing changed) when the
+    /// managed kernel does not apply; then use <see cref="Apply"/>.
+    /// </summary>
+    public bool TryApplyInPlace(Tensor qkv, int rotatedHeads, int headDim, Tensor positionIds) =>
+        CpuDecodeOps.TryRotateInPlace(qkv, rotatedHeads, headDim, RotaryDim, _cos, _sin, positionIds);
 
     public void Dispose()
     {

@@ -20,12 +20,17 @@ internal static class BenchVerb
             Description = "Continuous batching: N concurrent streams (each with --prompt-tokens and --new-tokens) through one batch scheduler; "
                 + "a comma list sweeps (e.g. 1,4,16). Prints aggregate and per-stream decode tok/s and the ratio to 1 stream.",
         };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "After the timed run, decode again with each part of the step timed (matrix products, norms, rotary, attention, …) and print where a token's time goes.",
+        };
         var cmd = new Command("bench", "Measure prefill and decode tokens/s, time to first token, peak memory and the fraction of the decode roofline.");
         model.AddTo(cmd);
         cmd.Add(promptTokens);
         cmd.Add(newTokens);
         cmd.Add(batch);
         cmd.Add(concurrency);
+        cmd.Add(profile);
         cmd.SetAction((parse, ct) =>
         {
             var load = System.Diagnostics.Stopwatch.StartNew();
@@ -34,7 +39,7 @@ internal static class BenchVerb
             console.Out.WriteLine(string.Format(inv, "model: {0}  layout: {1}  dtype: {2}  quantization: {7}  device: {3}  threads: {4}  parameters: {5:N0}  (loaded in {6:F1} s)",
                 glm.Source, glm.Config.Layout, GlmModel.DTypeName(glm.DType), glm.Device, TorchSharp.torch.get_num_threads(),
                 ModelPresets.ParameterCount(glm.Config), load.Elapsed.TotalSeconds, GlmQuantizationNames.Name(glm.Quantization)));
-            var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch));
+            var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch), Profile: parse.GetValue(profile));
             if (parse.GetValue(concurrency) is { } list)
             {
                 RunConcurrency(console, glm, settings, ParseCounts(list), ct);
@@ -46,9 +51,29 @@ internal static class BenchVerb
             console.Out.WriteLine(string.Format(inv, "read bandwidth: {0:F1} GB/s   weights per token: {1:F1} MB{4}   roofline: {2:F2} tok/s   decode = {3:P1} of roofline",
                 r.ReadBandwidthGBs, r.WeightBytesPerToken / 1e6, r.RooflineStepsPerSecond, r.FractionOfRoofline,
                 glm.Quantization == GlmQuantization.Int8 ? " (int8 weights + fp32 scales)" : ""));
+            if (r.Profile.Count > 0) PrintProfile(console, r);
             return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    private static void PrintProfile(CliConsole console, BenchmarkResult r)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        double step = r.ProfiledStepMilliseconds;
+        var timed = r.Profile.Where(p => p.Section != DecodeSection.GemvInnerLoops).ToList();
+        double inner = r.Profile.First(p => p.Section == DecodeSection.GemvInnerLoops).MillisecondsPerToken;
+        double projections = timed.Where(p => p.Section is DecodeSection.QkvProjection or DecodeSection.OutputProjection
+            or DecodeSection.MlpProjections or DecodeSection.OutputHead).Sum(p => p.MillisecondsPerToken);
+        console.Out.WriteLine(string.Format(inv, "decode profile (second run, {0:F2} ms per token):", step));
+        console.Out.WriteLine("  section                      ms/token   share   calls/token");
+        foreach (var (section, ms, calls) in timed)
+            console.Out.WriteLine(string.Format(inv, "  {0,-26} {1,9:F3} {2,7:P1} {3,10:F0}", section, ms, ms / step, calls));
+        double outside = step - timed.Sum(p => p.MillisecondsPerToken);
+        console.Out.WriteLine(string.Format(inv, "  {0,-26} {1,9:F3} {2,7:P1}", "(outside sections)", outside, outside / step));
+        console.Out.WriteLine(string.Format(inv,
+            "  matrix products: {0:F3} ms/token ({1:P1}), of which GEMV multiply-add loops {2:F3} ms; everything else (other ops, casts, dispatch, sampling): {3:F3} ms ({4:P1})",
+            projections, projections / step, inner, step - projections, (step - projections) / step));
     }
 
     private static int[] ParseCounts(string list)

@@ -1,3 +1,5 @@
+using Glm.Engine.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -42,24 +44,28 @@ internal static unsafe class CpuInt8Gemv
         long rows = x.NumberOfElements / k;
         if (rows > MaxRows || rows == 0) return null;
 
-        using var x32 = x.to(ScalarType.Float32).contiguous();
-        var y = torch.empty(new long[] { rows, n }, dtype: ScalarType.Float32);
-        float* xp = (float*)Data(x32);
-        float* yp = (float*)Data(y);
-        sbyte* wp = (sbyte*)Data(q);
-        float* sp = (float*)Data(scale);
-        bool avx = UseAvx512 && Avx512F.IsSupported;
-        ForRowRanges(n, ThreadCount(Threads), small: n < 256, (r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
-        if (bias is not null)
+        if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
+
+        using var xc = x.contiguous();
+        float* xp = WidenToNative(xc);
+        float* yp = (float*)NativeMemory.Alloc((nuint)(rows * n), sizeof(float));
+        try
         {
-            using var b32 = bias.to(ScalarType.Float32);
-            y.add_(b32);
+            sbyte* wp = (sbyte*)Data(q);
+            float* sp = (float*)Data(scale);
+            bool avx = UseAvx512 && Avx512F.IsSupported;
+            long t = DecodeProfiler.Start();
+            ForRowRanges(n, ThreadCount(Threads), small: n < 256, (r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
+            DecodeProfiler.Stop(DecodeSection.GemvInnerLoops, t);
+            var shape = x.shape.ToArray();
+            shape[^1] = n;
+            return FinishRows(yp, rows, n, bias, x.dtype, shape);
         }
-        var shape = x.shape.ToArray();
-        shape[^1] = n;
-        var result = y.view(shape);
-        if (x.dtype == ScalarType.Float32) return result;
-        using (y) using (result) return result.to(x.dtype);
+        finally
+        {
+            NativeMemory.Free(xp);
+            NativeMemory.Free(yp);
+        }
     }
 
     private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)

@@ -30,4 +30,65 @@ internal static unsafe class KernelSupport
             if (r0 < r1) run(r0, r1);
         });
     }
+
+    /// <summary>bf16 bits → fp32 (the 16 bits are the high half of the fp32 pattern).</summary>
+    public static float Bf16ToFloat(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
+
+    /// <summary>fp32 → bf16 bits, rounding to nearest even as libtorch's <c>c10::BFloat16</c> does (NaN stays a quiet NaN).</summary>
+    public static ushort FloatToBf16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value)) return 0x7FC0;
+        return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+    }
+
+    /// <summary><paramref name="value"/> rounded to the nearest bf16, as an fp32.</summary>
+    public static float RoundBf16(float value) => Bf16ToFloat(FloatToBf16(value));
+
+    /// <summary>True for a tensor of a dtype <see cref="WidenToNative"/>/<see cref="FinishRows"/> read and write (bf16, fp16, fp32).</summary>
+    public static bool IsFloatDType(Tensor? t) =>
+        t is not null && (t.dtype == ScalarType.BFloat16 || t.dtype == ScalarType.Float16 || t.dtype == ScalarType.Float32);
+
+    private static float LoadAny(byte* p, ScalarType dtype, long i) => dtype switch
+    {
+        ScalarType.BFloat16 => Bf16ToFloat(((ushort*)p)[i]),
+        ScalarType.Float16 => (float)BitConverter.UInt16BitsToHalf(((ushort*)p)[i]),
+        _ => ((float*)p)[i],
+    };
+
+    /// <summary>The elements of contiguous bf16/fp16/fp32 <paramref name="x"/> widened to fp32 in native memory (free with
+    /// <see cref="System.Runtime.InteropServices.NativeMemory.Free"/>): one managed pass instead of a libtorch cast op.</summary>
+    public static float* WidenToNative(Tensor x)
+    {
+        long count = x.NumberOfElements;
+        var buffer = (float*)NativeMemory.Alloc((nuint)Math.Max(1, count), sizeof(float));
+        byte* src = Data(x);
+        if (x.dtype == ScalarType.Float32) Buffer.MemoryCopy(src, buffer, count * sizeof(float), count * sizeof(float));
+        else for (long i = 0; i < count; i++) buffer[i] = LoadAny(src, x.dtype, i);
+        return buffer;
+    }
+
+    /// <summary>
+    /// A new tensor of <paramref name="shape"/> and <paramref name="dtype"/> (bf16/fp16/fp32) holding fp32 results
+    /// <paramref name="y"/> [rows, n] plus <paramref name="bias"/> [n] (same dtypes, or null), summed in fp32 and rounded once —
+    /// what F.linear's epilogue does, without the separate cast and add ops.
+    /// </summary>
+    public static Tensor FinishRows(float* y, long rows, long n, Tensor? bias, ScalarType dtype, long[] shape)
+    {
+        var result = torch.empty(shape, dtype: dtype);
+        byte* outp = Data(result);
+        byte* bp = bias is null ? null : Data(bias);
+        var biasType = bias?.dtype ?? ScalarType.Float32;
+        for (long r = 0; r < rows; r++)
+            for (long j = 0; j < n; j++)
+            {
+                float v = y[r * n + j];
+                if (bp != null) v += LoadAny(bp, biasType, j);
+                long at = r * n + j;
+                if (dtype == ScalarType.BFloat16) ((ushort*)outp)[at] = FloatToBf16(v);
+                else if (dtype == ScalarType.Float16) ((ushort*)outp)[at] = BitConverter.HalfToUInt16Bits((Half)v);
+                else ((float*)outp)[at] = v;
+            }
+        return result;
+    }
 }

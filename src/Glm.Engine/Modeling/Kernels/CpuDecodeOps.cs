@@ -1,0 +1,201 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+/// <summary>
+/// The small element-wise steps of a ChatGLM/GLM-4 decode step (RMSNorm, rotary embedding, SwiGLU) as single managed loops.
+/// At one token per step each of them is a few thousand elements, so their cost in libtorch is the dispatch of the ~30
+/// tensor ops they are made of (≈ 2–5 µs each through TorchSharp), not arithmetic; a layer spent more time there than in its
+/// matrix products' arithmetic. Every loop computes what the reference's op sequence computes, rounding to bf16 after each op
+/// where libtorch does (bf16 ops compute in fp32 and round their result), so outputs match the libtorch path to the last bit
+/// except where a reduction's summation order differs (RMSNorm's mean) or a transcendental is evaluated by another library
+/// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp32 tensors of at most
+/// <see cref="MaxElements"/> elements with no autograd; otherwise the Try methods return null/false and callers use libtorch.
+/// </summary>
+internal static unsafe class CpuDecodeOps
+{
+    /// <summary>Largest input handled (a few decode rows); prefill stays on libtorch, whose vectorised ops win there.</summary>
+    public const long MaxElements = 4L * 32768;
+
+    /// <summary>Set to false (or GLM_NO_DECODE_KERNELS=1) to run the libtorch op sequences instead (tests, comparisons).</summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_DECODE_KERNELS") != "1";
+
+    private static bool Applies(Tensor t) =>
+        Enabled && t.device_type == DeviceType.CPU && !t.requires_grad && t.is_contiguous() && t.NumberOfElements <= MaxElements &&
+        (t.dtype == ScalarType.BFloat16 || t.dtype == ScalarType.Float32);
+
+    /// <summary>
+    /// RMSNorm over the last dim with fp32 statistics, as <c>ChatGlmModel.RmsNorm</c>: ChatGLM multiplies by the weight in fp32
+    /// and rounds once; HF (<paramref name="castBeforeWeight"/>) rounds the normalised value first, then multiplies in the
+    /// activation dtype. Null when not applicable.
+    /// </summary>
+    public static Tensor? TryRmsNorm(Tensor x, Tensor weight, double eps, bool castBeforeWeight)
+    {
+        if (!Applies(x) || weight.dtype != x.dtype || !weight.is_contiguous() || weight.dim() != 1 || weight.shape[0] != x.shape[^1]) return null;
+        long h = x.shape[^1], rows = x.NumberOfElements / h;
+        var y = empty(x.shape, dtype: x.dtype);
+        bool bf16 = x.dtype == ScalarType.BFloat16;
+        byte* xp = Data(x), wp = Data(weight), yp = Data(y);
+        float epsilon = (float)eps;
+        for (long r = 0; r < rows; r++)
+        {
+            float sum = 0;
+            for (long i = 0; i < h; i++) { float v = Load(xp, bf16, r * h + i); sum += v * v; }
+            float inv = 1f / MathF.Sqrt(sum / h + epsilon);
+            for (long i = 0; i < h; i++)
+            {
+                float normed = Load(xp, bf16, r * h + i) * inv;
+                float w = Load(wp, bf16, i);
+                float v = castBeforeWeight && bf16 ? w * RoundBf16(normed) : w * normed;
+                Store(yp, bf16, r * h + i, v);
+            }
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Rotates, in place, the first <paramref name="rotaryDim"/> dims of heads [0, <paramref name="rotatedHeads"/>) of
+    /// <paramref name="qkv"/> [b, 1, heads·d] (GLM's interleaved pairs (2i, 2i+1)): (x0·c − x1·s, x1·c + x0·s) with each
+    /// product and sum rounded as the reference's bf16 ops round them. <paramref name="cos"/>/<paramref name="sin"/> are the
+    /// [maxPositions, rotaryDim/2] tables in qkv's dtype; <paramref name="positionIds"/> is int64 [b, 1]. False when not applicable.
+    /// </summary>
+    public static bool TryRotateInPlace(Tensor qkv, int rotatedHeads, int headDim, int rotaryDim, Tensor cos, Tensor sin, Tensor positionIds)
+    {
+        if (!Applies(qkv) || qkv.dim() != 3 || qkv.shape[1] != 1 || cos.dtype != qkv.dtype || sin.dtype != qkv.dtype ||
+            !cos.is_contiguous() || !sin.is_contiguous() || positionIds.dtype != ScalarType.Int64 || positionIds.device_type != DeviceType.CPU ||
+            !positionIds.is_contiguous() || positionIds.NumberOfElements != qkv.shape[0] || (long)rotatedHeads * headDim > qkv.shape[2])
+            return false;
+        long b = qkv.shape[0], width = qkv.shape[2], half = rotaryDim / 2, maxPositions = cos.shape[0];
+        bool bf16 = qkv.dtype == ScalarType.BFloat16;
+        byte* p = Data(qkv), cp = Data(cos), sp = Data(sin);
+        long* pos = (long*)Data(positionIds);
+        for (long r = 0; r < b; r++)
+        {
+            long position = pos[r];
+            if (position < 0 || position >= maxPositions) return false; // libtorch raises the index error
+        }
+        for (long r = 0; r < b; r++)
+        {
+            long table = pos[r] * half;
+            for (long head = 0; head < rotatedHeads; head++)
+            {
+                long baseIndex = r * width + head * headDim;
+                for (long i = 0; i < half; i++)
+                {
+                    float c = Load(cp, bf16, table + i), s = Load(sp, bf16, table + i);
+                    float x0 = Load(p, bf16, baseIndex + 2 * i), x1 = Load(p, bf16, baseIndex + 2 * i + 1);
+                    float out0 = bf16 ? RoundBf16(x0 * c) - RoundBf16(x1 * s) : x0 * c - x1 * s;
+                    float out1 = bf16 ? RoundBf16(x1 * c) + RoundBf16(x0 * s) : x1 * c + x0 * s;
+                    Store(p, bf16, baseIndex + 2 * i, out0);
+                    Store(p, bf16, baseIndex + 2 * i + 1, out1);
+                }
+            }
+        }
+        return true;
+    }
+
+    /// <summary>silu(gate) · up for <paramref name="gateUp"/> [..., 2·<paramref name="ffn"/>] (gate first), as F.silu then a
+    /// product, each rounded to the activation dtype. Null when not applicable.</summary>
+    public static Tensor? TrySwiGlu(Tensor gateUp, long ffn)
+    {
+        if (!Applies(gateUp) || gateUp.shape[^1] != 2 * ffn) return null;
+        long rows = gateUp.NumberOfElements / (2 * ffn);
+        var shape = gateUp.shape.ToArray();
+        shape[^1] = ffn;
+        var y = empty(shape, dtype: gateUp.dtype);
+        bool bf16 = gateUp.dtype == ScalarType.BFloat16;
+        byte* gp = Data(gateUp), yp = Data(y);
+        for (long r = 0; r < rows; r++)
+        {
+            long src = r * 2 * ffn, dst = r * ffn;
+            for (long i = 0; i < ffn; i++)
+            {
+                float g = Load(gp, bf16, src + i), u = Load(gp, bf16, src + ffn + i);
+                float silu = g / (1f + MathF.Exp(-g));
+                Store(yp, bf16, dst + i, (bf16 ? RoundBf16(silu) : silu) * u);
+            }
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Attention of one new token over the cache with grouped KV heads (query head h reads KV head h / (heads / kvHeads)), as
+    /// <c>ChatGlmBlock.Attention</c>'s decode branch computes it: scores q·k rounded, scaled and rounded (bf16), softmax in fp32,
+    /// probabilities rounded, then Σ p·v accumulated in fp32 and rounded once. <paramref name="q"/> [b, heads, 1, d] and
+    /// <paramref name="k"/>/<paramref name="v"/> [b, kvHeads, t, d] may be strided views (last dim contiguous). Heads are split
+    /// over threads when the cache is long. Null when not applicable (masks, non-CPU, no AVX-512, d not a multiple of 16).
+    /// </summary>
+    public static Tensor? TryAttention(Tensor q, Tensor k, Tensor v, float scale)
+    {
+        if (!Enabled || !Avx512F.IsSupported || q.device_type != DeviceType.CPU || q.requires_grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return null;
+        if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float32)) return null;
+        long b = q.shape[0], heads = q.shape[1], d = q.shape[3], groups = k.shape[1], t = k.shape[2];
+        if (q.shape[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || k.shape[0] != b || v.shape[0] != b || v.shape[1] != groups ||
+            v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
+            return null;
+        bool bf16 = q.dtype == ScalarType.BFloat16;
+        var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
+        byte* qp = Data(q), kp = Data(k), vp = Data(v), yp = Data(y);
+        long qs0 = q.stride(0), qs1 = q.stride(1), ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
+        long vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2), perGroup = heads / groups;
+        long work = b * heads * t * d;
+        ForRowRanges(b * heads, ThreadCount(), small: work < (1L << 20), (first, end) =>
+        {
+            float* buffer = (float*)NativeMemory.Alloc((nuint)(2 * d + t), sizeof(float));
+            try
+            {
+                float* qf = buffer, acc = buffer + d, scores = buffer + 2 * d;
+                for (long item = first; item < end; item++)
+                {
+                    long r = item / heads, head = item % heads, g = head / perGroup;
+                    for (long i = 0; i < d; i++) qf[i] = Load(qp, bf16, r * qs0 + head * qs1 + i);
+                    long kBase = r * ks0 + g * ks1, vBase = r * vs0 + g * vs1;
+                    float max = float.NegativeInfinity;
+                    for (long j = 0; j < t; j++)
+                    {
+                        long row = kBase + j * ks2;
+                        var sum = Vector512<float>.Zero;
+                        for (long i = 0; i < d; i += 16) sum = Avx512F.FusedMultiplyAdd(Wide(kp, bf16, row + i), Avx512F.LoadVector512(qf + i), sum);
+                        float score = Vector512.Sum(sum);
+                        score = bf16 ? RoundBf16(RoundBf16(score) * scale) : score * scale;
+                        scores[j] = score;
+                        if (score > max) max = score;
+                    }
+                    float total = 0;
+                    for (long j = 0; j < t; j++) { scores[j] = MathF.Exp(scores[j] - max); total += scores[j]; }
+                    for (long i = 0; i < d; i++) acc[i] = 0;
+                    for (long j = 0; j < t; j++)
+                    {
+                        float pj = scores[j] / total;
+                        var p = Vector512.Create(bf16 ? RoundBf16(pj) : pj);
+                        long row = vBase + j * vs2;
+                        for (long i = 0; i < d; i += 16)
+                            Avx512F.Store(acc + i, Avx512F.FusedMultiplyAdd(Wide(vp, bf16, row + i), p, Avx512F.LoadVector512(acc + i)));
+                    }
+                    long outBase = item * d;
+                    for (long i = 0; i < d; i++) Store(yp, bf16, outBase + i, acc[i]);
+                }
+            }
+            finally { NativeMemory.Free(buffer); }
+        });
+        return y;
+    }
+
+    /// <summary>16 elements from element index <paramref name="i"/> of a bf16 or fp32 buffer, as fp32.</summary>
+    private static Vector512<float> Wide(byte* p, bool bf16, long i) => bf16
+        ? Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)p + i)), 16).AsSingle()
+        : Avx512F.LoadVector512((float*)p + i);
+
+    private static float Load(byte* p, bool bf16, long i) => bf16 ? Bf16ToFloat(((ushort*)p)[i]) : ((float*)p)[i];
+
+    private static void Store(byte* p, bool bf16, long i, float v)
+    {
+        if (bf16) ((ushort*)p)[i] = FloatToBf16(v);
+        else ((float*)p)[i] = v;
+    }
+}

@@ -1,0 +1,135 @@
+using Glm.Engine.Generation;
+using Glm.Engine.Modeling;
+using Glm.Engine.Modeling.Kernels;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Glm.Engine.Tests.Modeling;
+
+/// <summary>The managed decode steps against the libtorch op sequences they replace, in bf16 and fp32.</summary>
+[Collection("CpuDecodeOps")] // tests flip CpuDecodeOps.Enabled
+public class CpuDecodeOpsTests
+{
+    private const double Bf16Ulp = 1.0 / 128; // relative spacing of bf16 values
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float32, false)]
+    public void RmsNormMatchesTheReference(ScalarType dtype, bool castBeforeWeight)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(11);
+        var x = (randn(3, 1, 320) * 2).to(dtype);
+        var w = (1 + 0.1 * randn(320)).to(dtype);
+        var expected = ChatGlmModel.ReferenceRmsNorm(x, w, 1.5625e-7, castBeforeWeight);
+        var actual = CpuDecodeOps.TryRmsNorm(x, w, 1.5625e-7, castBeforeWeight);
+        AssertClose(expected, actual, dtype);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    public void RotaryInPlaceEqualsTheReferenceBitForBit(ScalarType dtype)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(12);
+        const int heads = 4, kvHeads = 2, d = 128, rotary = 64;
+        using var rope = new RotaryEmbedding(rotary, 10000.0 * 500, 512, dtype, CPU);
+        var qkv = (randn(2, 1, (heads + 2 * kvHeads) * d) * 3).to(dtype);
+        var positions = tensor(new long[] { 5, 300 }, new long[] { 2, 1 });
+        var (cos, sin) = rope.Gather(positions);
+        var q = rope.Apply(qkv.narrow(2, 0, heads * d).view(2, 1, heads, d).transpose(1, 2), cos, sin);
+        var k = rope.Apply(qkv.narrow(2, heads * d, kvHeads * d).view(2, 1, kvHeads, d).transpose(1, 2), cos, sin);
+        var v = qkv.narrow(2, (heads + kvHeads) * d, kvHeads * d).clone();
+
+        Assert.True(rope.TryApplyInPlace(qkv, heads + kvHeads, d, positions));
+        Assert.True(q.eq(qkv.narrow(2, 0, heads * d).view(2, 1, heads, d).transpose(1, 2)).all().item<bool>());
+        Assert.True(k.eq(qkv.narrow(2, heads * d, kvHeads * d).view(2, 1, kvHeads, d).transpose(1, 2)).all().item<bool>());
+        Assert.True(v.eq(qkv.narrow(2, (heads + kvHeads) * d, kvHeads * d)).all().item<bool>()); // V is not rotated
+        Assert.False(rope.TryApplyInPlace(qkv, heads + kvHeads, d, tensor(new long[] { 5, 512 }, new long[] { 2, 1 }))); // past the table
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float32)]
+    public void SwiGluMatchesTheReference(ScalarType dtype)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(13);
+        var gateUp = (randn(2, 1, 600) * 3).to(dtype);
+        var expected = F.silu(gateUp.narrow(2, 0, 300)) * gateUp.narrow(2, 300, 300);
+        AssertClose(expected, CpuDecodeOps.TrySwiGlu(gateUp, 300), dtype);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.BFloat16, 7)]
+    [InlineData(ScalarType.Float32, 7)]
+    [InlineData(ScalarType.BFloat16, 3000)] // long enough to split heads over threads
+    public void AttentionMatchesTheReference(ScalarType dtype, int cached)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return; // the kernel declines; the reference runs
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(14);
+        const int b = 2, heads = 8, groups = 2, d = 64;
+        float scale = 1f / MathF.Sqrt(d);
+        var q = (randn(b, 1, heads, d) * 2).to(dtype).transpose(1, 2); // a strided view, as in the model
+        var cache = (randn(new long[] { 2, b, groups, cached + 5, d }) * 2).to(dtype);
+        var k = cache[0].narrow(2, 0, cached);
+        var v = cache[1].narrow(2, 0, cached);
+
+        var scores = matmul(q.reshape(b, groups, heads / groups, d), k.transpose(2, 3)).mul_(scale).to(ScalarType.Float32);
+        var expected = matmul(scores.softmax(-1).to(dtype), v).reshape(b, heads, 1, d);
+        AssertClose(expected, CpuDecodeOps.TryAttention(q, k, v, scale), dtype);
+    }
+
+    [Fact]
+    public void GreedyDecodingGivesTheSameTokensWithAndWithoutTheKernels()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var model = GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny"), new GlmLoadOptions { DType = "bf16", Device = "cpu", Seed = 21 });
+        int[] prompt = [5, 17, 99, 3, 250, 41, 7];
+        var options = new GenerationOptions { MaxNewTokens = 24, StopTokenIds = Array.Empty<int>() };
+        try
+        {
+            CpuDecodeOps.Enabled = true;
+            var fused = model.GenerateIdsAsync(prompt, options).GetAwaiter().GetResult();
+            CpuDecodeOps.Enabled = false;
+            var reference = model.GenerateIdsAsync(prompt, options).GetAwaiter().GetResult();
+            Assert.Equal(24, fused.Count);
+            Assert.Equal(reference, fused);
+        }
+        finally { CpuDecodeOps.Enabled = true; }
+    }
+
+    /// <summary>fp32: within 1e-5 relative to the largest value. bf16: at most one bf16 step apart, and on ≤ 2 % of the
+    /// elements (differences come only from fp32 summation order or exp before the final rounding).</summary>
+    private static void AssertClose(Tensor expected, Tensor? actual, ScalarType dtype)
+    {
+        Assert.NotNull(actual);
+        Assert.Equal(expected.shape, actual!.shape);
+        Assert.Equal(dtype, actual.dtype);
+        var e = expected.to(ScalarType.Float32);
+        var a = actual.to(ScalarType.Float32);
+        var diff = (a - e).abs();
+        if (dtype == ScalarType.Float32)
+        {
+            double rel = diff.max().item<float>() / e.abs().max().item<float>();
+            Assert.True(rel < 1e-5, $"relative error {rel}");
+            return;
+        }
+        var allowed = e.abs() * (2 * Bf16Ulp) + 1e-30f;
+        Assert.True(diff.le(allowed).all().item<bool>(), $"max difference {diff.max().item<float>()}");
+        double differing = diff.gt(0).sum().item<long>() / (double)e.NumberOfElements;
+        Assert.True(differing <= 0.02, $"{differing:P1} of the elements differ");
+    }
+}
