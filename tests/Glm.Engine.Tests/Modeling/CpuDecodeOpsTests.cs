@@ -11,11 +11,12 @@ namespace Glm.Engine.Tests.Modeling;
 [Collection("CpuDecodeOps")] // tests flip CpuDecodeOps.Enabled
 public class CpuDecodeOpsTests
 {
-    private const double Bf16Ulp = 1.0 / 128; // relative spacing of bf16 values
 
     [Theory]
     [InlineData(ScalarType.BFloat16, false)]
     [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.Float16, false)]
+    [InlineData(ScalarType.Float16, true)]
     [InlineData(ScalarType.Float32, false)]
     public void RmsNormMatchesTheReference(ScalarType dtype, bool castBeforeWeight)
     {
@@ -32,6 +33,7 @@ public class CpuDecodeOpsTests
 
     [Theory]
     [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16)]
     [InlineData(ScalarType.Float32)]
     public void RotaryInPlaceEqualsTheReferenceBitForBit(ScalarType dtype)
     {
@@ -57,6 +59,7 @@ public class CpuDecodeOpsTests
 
     [Theory]
     [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16)]
     [InlineData(ScalarType.Float32)]
     public void SwiGluMatchesTheReference(ScalarType dtype)
     {
@@ -111,8 +114,8 @@ public class CpuDecodeOpsTests
         finally { CpuDecodeOps.Enabled = true; }
     }
 
-    /// <summary>fp32: within 1e-5 relative to the largest value. bf16: at most one bf16 step apart, and on ≤ 2 % of the
-    /// elements (differences come only from fp32 summation order or exp before the final rounding).</summary>
+    /// <summary>fp32: within 1e-5 relative to the largest value. bf16/fp16: at most one step of the format apart, and on ≤ 2 % of
+    /// the elements (differences come only from fp32 summation order or exp before the final rounding).</summary>
     private static void AssertClose(Tensor expected, Tensor? actual, ScalarType dtype)
     {
         Assert.NotNull(actual);
@@ -127,7 +130,8 @@ public class CpuDecodeOpsTests
             Assert.True(rel < 1e-5, $"relative error {rel}");
             return;
         }
-        var allowed = e.abs() * (2 * Bf16Ulp) + 1e-30f;
+        double ulp = dtype == ScalarType.BFloat16 ? 1.0 / 128 : 1.0 / 1024; // relative spacing of the format's values
+        var allowed = e.abs() * (2 * ulp) + 1e-30f;
         Assert.True(diff.le(allowed).all().item<bool>(), $"max difference {diff.max().item<float>()}");
         double differing = diff.gt(0).sum().item<long>() / (double)e.NumberOfElements;
         Assert.True(differing <= 0.02, $"{differing:P1} of the elements differ");

@@ -11,10 +11,10 @@ namespace Glm.Engine.Modeling.Kernels;
 /// The small element-wise steps of a ChatGLM/GLM-4 decode step (RMSNorm, rotary embedding, SwiGLU) as single managed loops.
 /// At one token per step each of them is a few thousand elements, so their cost in libtorch is the dispatch of the ~30
 /// tensor ops they are made of (≈ 2–5 µs each through TorchSharp), not arithmetic; a layer spent more time there than in its
-/// matrix products' arithmetic. Every loop computes what the reference's op sequence computes, rounding to bf16 after each op
-/// where libtorch does (bf16 ops compute in fp32 and round their result), so outputs match the libtorch path to the last bit
+/// matrix products' arithmetic. Every loop computes what the reference's op sequence computes, rounding to bf16/fp16 after each op
+/// where libtorch does (half-precision ops compute in fp32 and round their result), so outputs match the libtorch path to the last bit
 /// except where a reduction's summation order differs (RMSNorm's mean) or a transcendental is evaluated by another library
-/// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp32 tensors of at most
+/// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp16/fp32 tensors (attention: bf16/fp32) of at most
 /// <see cref="MaxElements"/> elements with no autograd; otherwise the Try methods return null/false and callers use libtorch.
 /// </summary>
 internal static unsafe class CpuDecodeOps
@@ -27,7 +27,7 @@ internal static unsafe class CpuDecodeOps
 
     private static bool Applies(Tensor t) =>
         Enabled && t.device_type == DeviceType.CPU && !t.requires_grad && t.is_contiguous() && t.NumberOfElements <= MaxElements &&
-        (t.dtype == ScalarType.BFloat16 || t.dtype == ScalarType.Float32);
+        (t.dtype == ScalarType.BFloat16 || t.dtype == ScalarType.Float16 || t.dtype == ScalarType.Float32);
 
     /// <summary>
     /// RMSNorm over the last dim with fp32 statistics, as <c>ChatGlmModel.RmsNorm</c>: ChatGLM multiplies by the weight in fp32
@@ -39,20 +39,19 @@ internal static unsafe class CpuDecodeOps
         if (!Applies(x) || weight.dtype != x.dtype || !weight.is_contiguous() || weight.dim() != 1 || weight.shape[0] != x.shape[^1]) return null;
         long h = x.shape[^1], rows = x.NumberOfElements / h;
         var y = empty(x.shape, dtype: x.dtype);
-        bool bf16 = x.dtype == ScalarType.BFloat16;
+        var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
         for (long r = 0; r < rows; r++)
         {
             float sum = 0;
-            for (long i = 0; i < h; i++) { float v = Load(xp, bf16, r * h + i); sum += v * v; }
+            for (long i = 0; i < h; i++) { float v = Load(xp, e, r * h + i); sum += v * v; }
             float inv = 1f / MathF.Sqrt(sum / h + epsilon);
             for (long i = 0; i < h; i++)
             {
-                float normed = Load(xp, bf16, r * h + i) * inv;
-                float w = Load(wp, bf16, i);
-                float v = castBeforeWeight && bf16 ? w * RoundBf16(normed) : w * normed;
-                Store(yp, bf16, r * h + i, v);
+                float normed = Load(xp, e, r * h + i) * inv;
+                float w = Load(wp, e, i);
+                Store(yp, e, r * h + i, castBeforeWeight ? w * Round(e, normed) : w * normed);
             }
         }
         return y;
@@ -71,7 +70,7 @@ internal static unsafe class CpuDecodeOps
             !positionIds.is_contiguous() || positionIds.NumberOfElements != qkv.shape[0] || (long)rotatedHeads * headDim > qkv.shape[2])
             return false;
         long b = qkv.shape[0], width = qkv.shape[2], half = rotaryDim / 2, maxPositions = cos.shape[0];
-        bool bf16 = qkv.dtype == ScalarType.BFloat16;
+        var e = KindOf(qkv.dtype);
         byte* p = Data(qkv), cp = Data(cos), sp = Data(sin);
         long* pos = (long*)Data(positionIds);
         for (long r = 0; r < b; r++)
@@ -87,12 +86,10 @@ internal static unsafe class CpuDecodeOps
                 long baseIndex = r * width + head * headDim;
                 for (long i = 0; i < half; i++)
                 {
-                    float c = Load(cp, bf16, table + i), s = Load(sp, bf16, table + i);
-                    float x0 = Load(p, bf16, baseIndex + 2 * i), x1 = Load(p, bf16, baseIndex + 2 * i + 1);
-                    float out0 = bf16 ? RoundBf16(x0 * c) - RoundBf16(x1 * s) : x0 * c - x1 * s;
-                    float out1 = bf16 ? RoundBf16(x1 * c) + RoundBf16(x0 * s) : x1 * c + x0 * s;
-                    Store(p, bf16, baseIndex + 2 * i, out0);
-                    Store(p, bf16, baseIndex + 2 * i + 1, out1);
+                    float c = Load(cp, e, table + i), s = Load(sp, e, table + i);
+                    float x0 = Load(p, e, baseIndex + 2 * i), x1 = Load(p, e, baseIndex + 2 * i + 1);
+                    Store(p, e, baseIndex + 2 * i, Round(e, x0 * c) - Round(e, x1 * s));
+                    Store(p, e, baseIndex + 2 * i + 1, Round(e, x1 * c) + Round(e, x0 * s));
                 }
             }
         }
@@ -108,16 +105,15 @@ internal static unsafe class CpuDecodeOps
         var shape = gateUp.shape.ToArray();
         shape[^1] = ffn;
         var y = empty(shape, dtype: gateUp.dtype);
-        bool bf16 = gateUp.dtype == ScalarType.BFloat16;
+        var e = KindOf(gateUp.dtype);
         byte* gp = Data(gateUp), yp = Data(y);
         for (long r = 0; r < rows; r++)
         {
             long src = r * 2 * ffn, dst = r * ffn;
             for (long i = 0; i < ffn; i++)
             {
-                float g = Load(gp, bf16, src + i), u = Load(gp, bf16, src + ffn + i);
-                float silu = g / (1f + MathF.Exp(-g));
-                Store(yp, bf16, dst + i, (bf16 ? RoundBf16(silu) : silu) * u);
+                float g = Load(gp, e, src + i), u = Load(gp, e, src + ffn + i);
+                Store(yp, e, dst + i, Round(e, g / (1f + MathF.Exp(-g))) * u);
             }
         }
         return y;
@@ -139,6 +135,7 @@ internal static unsafe class CpuDecodeOps
             v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
             return null;
         bool bf16 = q.dtype == ScalarType.BFloat16;
+        var e = KindOf(q.dtype);
         var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
         byte* qp = Data(q), kp = Data(k), vp = Data(v), yp = Data(y);
         long qs0 = q.stride(0), qs1 = q.stride(1), ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
@@ -153,7 +150,7 @@ internal static unsafe class CpuDecodeOps
                 for (long item = first; item < end; item++)
                 {
                     long r = item / heads, head = item % heads, g = head / perGroup;
-                    for (long i = 0; i < d; i++) qf[i] = Load(qp, bf16, r * qs0 + head * qs1 + i);
+                    for (long i = 0; i < d; i++) qf[i] = Load(qp, e, r * qs0 + head * qs1 + i);
                     long kBase = r * ks0 + g * ks1, vBase = r * vs0 + g * vs1;
                     float max = float.NegativeInfinity;
                     for (long j = 0; j < t; j++)
@@ -178,7 +175,7 @@ internal static unsafe class CpuDecodeOps
                             Avx512F.Store(acc + i, Avx512F.FusedMultiplyAdd(Wide(vp, bf16, row + i), p, Avx512F.LoadVector512(acc + i)));
                     }
                     long outBase = item * d;
-                    for (long i = 0; i < d; i++) Store(yp, bf16, outBase + i, acc[i]);
+                    for (long i = 0; i < d; i++) Store(yp, e, outBase + i, acc[i]);
                 }
             }
             finally { NativeMemory.Free(buffer); }
@@ -191,11 +188,31 @@ internal static unsafe class CpuDecodeOps
         ? Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)p + i)), 16).AsSingle()
         : Avx512F.LoadVector512((float*)p + i);
 
-    private static float Load(byte* p, bool bf16, long i) => bf16 ? Bf16ToFloat(((ushort*)p)[i]) : ((float*)p)[i];
+    /// <summary>Element type of a tensor these loops read and write.</summary>
+    private enum Kind { Fp32, Bf16, Fp16 }
 
-    private static void Store(byte* p, bool bf16, long i, float v)
+    private static Kind KindOf(ScalarType dtype) =>
+        dtype == ScalarType.BFloat16 ? Kind.Bf16 : dtype == ScalarType.Float16 ? Kind.Fp16 : Kind.Fp32;
+
+    private static float Load(byte* p, Kind e, long i) => e switch
     {
-        if (bf16) ((ushort*)p)[i] = FloatToBf16(v);
+        Kind.Bf16 => Bf16ToFloat(((ushort*)p)[i]),
+        Kind.Fp16 => (float)BitConverter.UInt16BitsToHalf(((ushort*)p)[i]),
+        _ => ((float*)p)[i],
+    };
+
+    private static void Store(byte* p, Kind e, long i, float v)
+    {
+        if (e == Kind.Bf16) ((ushort*)p)[i] = FloatToBf16(v);
+        else if (e == Kind.Fp16) ((ushort*)p)[i] = BitConverter.HalfToUInt16Bits((Half)v);
         else ((float*)p)[i] = v;
     }
+
+    /// <summary><paramref name="v"/> rounded to the element type (what storing a libtorch op's result does).</summary>
+    private static float Round(Kind e, float v) => e switch
+    {
+        Kind.Bf16 => RoundBf16(v),
+        Kind.Fp16 => (float)(Half)v,
+        _ => v,
+    };
 }
