@@ -243,7 +243,7 @@ internal sealed class ChatGlmBlock : nn.Module
         long g = k.shape[1], t = k.shape[2], group = nh / g;
         if (s == 1)
         {
-            if (mask is null && CpuDecodeOps.TryAttention(q, k, v, _scale) is { } fused) return fused;
+            if (CpuDecodeOps.TryAttention(q, k, v, _scale, mask) is { } fused) return fused;
             var qg = q.reshape(b, g, group, d);
             var scores = matmul(qg, k.transpose(2, 3)).mul_(_scale).to(ScalarType.Float32);
             if (mask is not null) scores = scores.masked_fill(mask.view(b, 1, 1, t).logical_not(), float.NegativeInfinity);

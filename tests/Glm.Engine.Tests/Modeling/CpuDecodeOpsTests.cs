@@ -96,6 +96,33 @@ public class CpuDecodeOpsTests
     }
 
     [Fact]
+    public void AttentionWithARaggedPrefixMaskMatchesTheMaskedReference()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(15);
+        const int b = 3, heads = 4, groups = 2, d = 32, t = 9;
+        float scale = 1f / MathF.Sqrt(d);
+        var q = (randn(b, 1, heads, d) * 2).to(ScalarType.BFloat16).transpose(1, 2);
+        var k = (randn(b, groups, t, d) * 2).to(ScalarType.BFloat16);
+        var v = (randn(b, groups, t, d) * 2).to(ScalarType.BFloat16);
+        var visible = new bool[b * t];
+        int[] lengths = [9, 4, 1];
+        for (int r = 0; r < b; r++) Array.Fill(visible, true, r * t, lengths[r]);
+        var mask = tensor(visible, new long[] { b, 1, 1, t });
+
+        var scores = matmul(q.reshape(b, groups, heads / groups, d), k.transpose(2, 3)).mul_(scale).to(ScalarType.Float32);
+        scores = scores.masked_fill(mask.view(b, 1, 1, t).logical_not(), float.NegativeInfinity);
+        var expected = matmul(scores.softmax(-1).to(ScalarType.BFloat16), v).reshape(b, heads, 1, d);
+        AssertClose(expected, CpuDecodeOps.TryAttention(q, k, v, scale, mask), ScalarType.BFloat16);
+
+        visible[1] = false; // row 0 is no longer a prefix: the kernel declines and the caller uses libtorch
+        Assert.Null(CpuDecodeOps.TryAttention(q, k, v, scale, tensor(visible, new long[] { b, 1, 1, t })));
+    }
+
+    [Fact]
     public void GreedyDecodingGivesTheSameTokensWithAndWithoutTheKernels()
     {
         Runtime.TorchRuntime.EnsureInitialized();

@@ -19,14 +19,19 @@ namespace Glm.Engine.Modeling.Kernels;
 /// </summary>
 internal static unsafe class CpuDecodeOps
 {
-    /// <summary>Largest input handled (a few decode rows); prefill stays on libtorch, whose vectorised ops win there.</summary>
-    public const long MaxElements = 4L * 32768;
+    /// <summary>Most rows handled (decode steps of up to this many streams); prefill stays on libtorch, whose vectorised,
+    /// multi-threaded ops win at hundreds of rows.</summary>
+    public const long MaxRows = 16;
+
+    /// <summary>Longest row handled (hidden or FFN size).</summary>
+    public const long MaxRowLength = 65536;
 
     /// <summary>Set to false (or GLM_NO_DECODE_KERNELS=1) to run the libtorch op sequences instead (tests, comparisons).</summary>
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_DECODE_KERNELS") != "1";
 
     private static bool Applies(Tensor t) =>
-        Enabled && t.device_type == DeviceType.CPU && !t.requires_grad && t.is_contiguous() && t.NumberOfElements <= MaxElements &&
+        Enabled && t.device_type == DeviceType.CPU && !t.requires_grad && t.is_contiguous() && t.dim() > 0 && t.shape[^1] > 0 &&
+        t.shape[^1] <= MaxRowLength && t.NumberOfElements / t.shape[^1] <= MaxRows &&
         (t.dtype == ScalarType.BFloat16 || t.dtype == ScalarType.Float16 || t.dtype == ScalarType.Float32);
 
     /// <summary>
@@ -42,18 +47,21 @@ internal static unsafe class CpuDecodeOps
         var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
-        for (long r = 0; r < rows; r++)
+        ForRowRanges(rows, ThreadCount(), small: rows < 4, (r0, r1) =>
         {
-            float sum = 0;
-            for (long i = 0; i < h; i++) { float v = Load(xp, e, r * h + i); sum += v * v; }
-            float inv = 1f / MathF.Sqrt(sum / h + epsilon);
-            for (long i = 0; i < h; i++)
+            for (long r = r0; r < r1; r++)
             {
-                float normed = Load(xp, e, r * h + i) * inv;
-                float w = Load(wp, e, i);
-                Store(yp, e, r * h + i, castBeforeWeight ? w * Round(e, normed) : w * normed);
+                float sum = 0;
+                for (long i = 0; i < h; i++) { float v = Load(xp, e, r * h + i); sum += v * v; }
+                float inv = 1f / MathF.Sqrt(sum / h + epsilon);
+                for (long i = 0; i < h; i++)
+                {
+                    float normed = Load(xp, e, r * h + i) * inv;
+                    float w = Load(wp, e, i);
+                    Store(yp, e, r * h + i, castBeforeWeight ? w * Round(e, normed) : w * normed);
+                }
             }
-        }
+        });
         return y;
     }
 
@@ -107,15 +115,28 @@ internal static unsafe class CpuDecodeOps
         var y = empty(shape, dtype: gateUp.dtype);
         var e = KindOf(gateUp.dtype);
         byte* gp = Data(gateUp), yp = Data(y);
-        for (long r = 0; r < rows; r++)
+        bool vector = Avx512F.IsSupported && e != Kind.Fp16;
+        ForRowRanges(rows, ThreadCount(), small: rows < 4, (r0, r1) =>
         {
-            long src = r * 2 * ffn, dst = r * ffn;
-            for (long i = 0; i < ffn; i++)
+            float* silu = stackalloc float[16];
+            for (long r = r0; r < r1; r++)
             {
-                float g = Load(gp, e, src + i), u = Load(gp, e, src + ffn + i);
-                Store(yp, e, dst + i, Round(e, g / (1f + MathF.Exp(-g))) * u);
+                long src = r * 2 * ffn, dst = r * ffn, i = 0;
+                if (vector)
+                    for (; i + 16 <= ffn; i += 16)
+                    {
+                        // silu in fp32 vectors (exp dominates), then the two roundings per element as libtorch does them.
+                        var g = Wide(gp, e == Kind.Bf16, src + i);
+                        Avx512F.Store(silu, g / (Vector512<float>.One + Vector512.Exp(-g)));
+                        for (int j = 0; j < 16; j++) Store(yp, e, dst + i + j, Round(e, silu[j]) * Load(gp, e, src + ffn + i + j));
+                    }
+                for (; i < ffn; i++)
+                {
+                    float g = Load(gp, e, src + i), u = Load(gp, e, src + ffn + i);
+                    Store(yp, e, dst + i, Round(e, g / (1f + MathF.Exp(-g))) * u);
+                }
             }
-        }
+        });
         return y;
     }
 
@@ -124,9 +145,11 @@ internal static unsafe class CpuDecodeOps
     /// <c>ChatGlmBlock.Attention</c>'s decode branch computes it: scores q·k rounded, scaled and rounded (bf16), softmax in fp32,
     /// probabilities rounded, then Σ p·v accumulated in fp32 and rounded once. <paramref name="q"/> [b, heads, 1, d] and
     /// <paramref name="k"/>/<paramref name="v"/> [b, kvHeads, t, d] may be strided views (last dim contiguous). Heads are split
-    /// over threads when the cache is long. Null when not applicable (masks, non-CPU, no AVX-512, d not a multiple of 16).
+    /// over threads when the cache is long. An optional prefix <paramref name="mask"/> [b, 1, 1, t] limits each row to its own
+    /// first keys (ragged rows of the batch scheduler). Null when not applicable (another mask shape, non-CPU, no AVX-512, d not
+    /// a multiple of 16).
     /// </summary>
-    public static Tensor? TryAttention(Tensor q, Tensor k, Tensor v, float scale)
+    public static Tensor? TryAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? mask = null)
     {
         if (!Enabled || !Avx512F.IsSupported || q.device_type != DeviceType.CPU || q.requires_grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return null;
         if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float32)) return null;
@@ -134,6 +157,8 @@ internal static unsafe class CpuDecodeOps
         if (q.shape[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || k.shape[0] != b || v.shape[0] != b || v.shape[1] != groups ||
             v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
             return null;
+        var lengths = new long[b];
+        if (!PrefixLengths(mask, b, t, lengths)) return null;
         bool bf16 = q.dtype == ScalarType.BFloat16;
         var e = KindOf(q.dtype);
         var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
@@ -149,11 +174,11 @@ internal static unsafe class CpuDecodeOps
                 float* qf = buffer, acc = buffer + d, scores = buffer + 2 * d;
                 for (long item = first; item < end; item++)
                 {
-                    long r = item / heads, head = item % heads, g = head / perGroup;
+                    long r = item / heads, head = item % heads, g = head / perGroup, seen = lengths[r];
                     for (long i = 0; i < d; i++) qf[i] = Load(qp, e, r * qs0 + head * qs1 + i);
                     long kBase = r * ks0 + g * ks1, vBase = r * vs0 + g * vs1;
                     float max = float.NegativeInfinity;
-                    for (long j = 0; j < t; j++)
+                    for (long j = 0; j < seen; j++)
                     {
                         long row = kBase + j * ks2;
                         var sum = Vector512<float>.Zero;
@@ -164,9 +189,9 @@ internal static unsafe class CpuDecodeOps
                         if (score > max) max = score;
                     }
                     float total = 0;
-                    for (long j = 0; j < t; j++) { scores[j] = MathF.Exp(scores[j] - max); total += scores[j]; }
+                    for (long j = 0; j < seen; j++) { scores[j] = MathF.Exp(scores[j] - max); total += scores[j]; }
                     for (long i = 0; i < d; i++) acc[i] = 0;
-                    for (long j = 0; j < t; j++)
+                    for (long j = 0; j < seen; j++)
                     {
                         float pj = scores[j] / total;
                         var p = Vector512.Create(bf16 ? RoundBf16(pj) : pj);
@@ -181,6 +206,28 @@ internal static unsafe class CpuDecodeOps
             finally { NativeMemory.Free(buffer); }
         });
         return y;
+    }
+
+    /// <summary>
+    /// Keys each row may see: all <paramref name="t"/> without a mask; with a bool mask [b, 1, 1, t] it must be a prefix
+    /// (true…true false…false, at least one true — what the batch scheduler builds for ragged rows); false otherwise.
+    /// </summary>
+    private static bool PrefixLengths(Tensor? mask, long b, long t, long[] lengths)
+    {
+        if (mask is null) { Array.Fill(lengths, t); return true; }
+        if (mask.dtype != ScalarType.Bool || mask.device_type != DeviceType.CPU || !mask.is_contiguous() || mask.dim() != 4 ||
+            mask.shape[0] != b || mask.shape[1] != 1 || mask.shape[2] != 1 || mask.shape[3] != t)
+            return false;
+        byte* m = Data(mask);
+        for (long r = 0; r < b; r++)
+        {
+            long n = 0;
+            while (n < t && m[r * t + n] != 0) n++;
+            for (long j = n; j < t; j++) if (m[r * t + j] != 0) return false;
+            if (n == 0) return false;
+            lengths[r] = n;
+        }
+        return true;
     }
 
     /// <summary>16 elements from element index <paramref name="i"/> of a bf16 or fp32 buffer, as fp32.</summary>
