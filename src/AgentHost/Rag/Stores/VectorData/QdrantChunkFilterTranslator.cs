@@ -90,8 +90,9 @@ public static class QdrantChunkFilterTranslator
 
         private void Equal(MemberInfo field, object? value, Expression node)
         {
-            if (value is null) throw new NotSupportedException($"filter {field.Name} == null: chunk fields are never null; expected a value");
-            Must.Add((PayloadField(field, node), value));
+            string name = PayloadField(field, node);
+            if (value is null) throw Unsupported(node, $"{field.Name} == null: chunk fields are never null; expected a value");
+            Must.Add((name, value));
         }
 
         private static string PayloadField(MemberInfo field, Expression node) => PayloadFields.TryGetValue(field.Name, out var name) ? name

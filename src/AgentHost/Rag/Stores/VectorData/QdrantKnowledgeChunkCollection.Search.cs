@@ -88,7 +88,7 @@ public sealed partial class QdrantKnowledgeChunkCollection
                 Section = Str(nameof(KnowledgeChunk.Section)), Text = Str(nameof(KnowledgeChunk.Text)),
                 StartOffset = Int(nameof(KnowledgeChunk.StartOffset)), EndOffset = Int(nameof(KnowledgeChunk.EndOffset)),
                 TokenCount = Int(nameof(KnowledgeChunk.TokenCount)),
-                Embedding = dense is null ? null : new ReadOnlyMemory<float>(dense),
+                Embedding = dense is null ? (ReadOnlyMemory<float>?)null : new ReadOnlyMemory<float>(dense),
                 RowId = RowIdOf(id),
             };
         }
