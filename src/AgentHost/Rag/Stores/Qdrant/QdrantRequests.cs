@@ -124,16 +124,16 @@ public static class QdrantRequests
         return body;
     }
 
-    /// <summary><c>PointsList</c> for <c>PUT /collections/{name}/points</c>.</summary>
+    /// <summary><c>PointsList</c> for <c>PUT /collections/{name}/points</c>; a point with an empty dense vector and a sparse one gets only the sparse vector.</summary>
     public static JsonObject Upsert(IEnumerable<QdrantPoint> points) => new()
     {
         ["points"] = new JsonArray(points.Select(p =>
         {
-            var vector = new JsonObject { [DenseVector] = FloatArray(p.Dense.Span) };
+            var vector = new JsonObject();
+            if (!p.Dense.IsEmpty || p.Sparse is null) vector[DenseVector] = FloatArray(p.Dense.Span); // keyword-only point: sparse vector alone
             if (p.Sparse is { } s) vector[SparseVectorName] = Sparse(s);
             var payload = new JsonObject();
             foreach (var (k, v) in p.Payload) payload[k] = v is null ? null : JsonValue.Create(v);
-            if (p.Dense.IsEmpty) vector.Remove(DenseVector); // keyword-only point: sparse vector alone
             return (JsonNode)new JsonObject { ["id"] = p.Id.ToString(), ["vector"] = vector, ["payload"] = payload };
         }).ToArray()),
     };
