@@ -119,7 +119,7 @@ internal sealed class FakeQdrantServer : HttpMessageHandler
         foreach (var condition in filter?["must"]?.AsArray() ?? [])
         {
             var value = point["payload"]?[condition!["key"]!.GetValue<string>()];
-            var match = condition["match"]!;
+            var match = condition!["match"]!;
             bool ok = match["value"] is { } v ? value?.ToJsonString() == v.ToJsonString()
                 : match["any"] is JsonArray any ? any.Any(a => a!.ToJsonString() == value?.ToJsonString())
                 : match["text"] is { } t && value is JsonValue s && s.GetValue<string>().Contains(t.GetValue<string>(), StringComparison.Ordinal);

@@ -80,7 +80,7 @@ public class QdrantClientTests
         var ids = new[] { QdrantPoint.KeyId("/a.txt#0"), QdrantPoint.KeyId("/a.txt#1") };
         var filter = QdrantFilter.Match(("source", new[] { "/a.txt" }), ("ordinal", new List<object> { 0, 1 }), ("section", new QdrantTextMatch("第一")));
         var records = await client.GetPointsAsync("kb", ids, withVector: true);
-        Assert.Equal([0.5f, 0.25f], records.Single().Dense);
+        Assert.Equal([0.5f, 0.25f], records.Single().Dense!);
         await client.DeleteByIdsAsync("kb", ids);
         var page = await client.ScrollAsync("kb", filter, 2, offset: System.Text.Json.Nodes.JsonValue.Create(ids[0].ToString()), withVector: true);
         Assert.Equal("6c56c793-69f3-4fbf-87e6-c4bf54c28c26", page.NextOffset!.GetValue<string>());
