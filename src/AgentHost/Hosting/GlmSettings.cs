@@ -55,6 +55,31 @@ public sealed class RagSettings
 
     /// <summary>Section "Rag:Reranker": optional cross-encoder applied to the fused candidates.</summary>
     public RerankerSettings Reranker { get; set; } = new();
+
+    /// <summary>
+    /// Where retrieval searches: "sqlite" (the knowledge-base file itself) or "qdrant" (a Qdrant collection named after the knowledge
+    /// base, which <c>glm ingest</c> fills from the file; see <see cref="Qdrant"/>).
+    /// </summary>
+    public string VectorStore { get; set; } = "sqlite";
+
+    /// <summary>True when <see cref="VectorStore"/> is "qdrant".</summary>
+    public bool UsesQdrant => VectorStore.Equals("qdrant", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Section "Rag:Qdrant": the server used when <see cref="VectorStore"/> is "qdrant".</summary>
+    public QdrantSettings Qdrant { get; set; } = new();
+}
+
+/// <summary>The Qdrant server of <c>Rag:VectorStore = qdrant</c>.</summary>
+public sealed class QdrantSettings
+{
+    /// <summary>REST base URL, e.g. http://localhost:6333.</summary>
+    public string Url { get; set; } = "http://localhost:6333";
+
+    /// <summary>Value of the api-key header; null when the server needs none.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>Retries after the first attempt for connection failures, timeouts, 429 and 5xx.</summary>
+    public int MaxRetries { get; set; } = 3;
 }
 
 /// <summary>Optional cross-encoder reranking of retrieved candidates (ask, chat's search_documents, eval-rag's "hybrid + rerank" row).</summary>

@@ -6,6 +6,7 @@ using AgentHost.Rag.Llm;
 using Glm.Engine.Encoders;
 using AgentHost.Rag.Prompts;
 using AgentHost.Rag.Stores;
+using AgentHost.Rag.Stores.Qdrant;
 using AgentHost.Rag.Stores.VectorData;
 using Glm.Engine;
 using Microsoft.Extensions.AI;
@@ -69,7 +70,16 @@ public static class RagHost
         services.AddSingleton(_ => new KnowledgeBaseCatalog(settings.Rag.KbRoot));
         // The knowledge bases as a Microsoft.Extensions.VectorData store (collections = knowledge bases); retrieval goes through it.
         services.AddSingleton(sp => new SqliteKnowledgeVectorStore(sp.GetRequiredService<KnowledgeBaseCatalog>()));
-        services.AddSingleton<Microsoft.Extensions.VectorData.VectorStore>(sp => sp.GetRequiredService<SqliteKnowledgeVectorStore>());
+        if (settings.Rag.UsesQdrant)
+        {
+            // Rag:VectorStore = qdrant: retrieval searches the Qdrant collection of each knowledge base (KnowledgeChunkCollections).
+            services.AddSingleton(_ => new QdrantKnowledgeVectorStore(new QdrantRestClient(new QdrantOptions(ParseEndpoint(settings.Rag.Qdrant.Url, "Rag:Qdrant:Url"))
+            {
+                ApiKey = settings.Rag.Qdrant.ApiKey, MaxRetries = settings.Rag.Qdrant.MaxRetries,
+            }), ownsClient: true));
+            services.AddSingleton<Microsoft.Extensions.VectorData.VectorStore>(sp => sp.GetRequiredService<QdrantKnowledgeVectorStore>());
+        }
+        else services.AddSingleton<Microsoft.Extensions.VectorData.VectorStore>(sp => sp.GetRequiredService<SqliteKnowledgeVectorStore>());
         services.AddSingleton(_ => new PromptLibrary(settings.Rag.PromptsDir ?? Path.Combine(AppContext.BaseDirectory, "prompts")));
         services.AddSingleton<IChatClient>(sp => CreateChatClient(settings.Chat, sp.GetRequiredService<ILoggerFactory>()));
         if (!settings.Embedding.Provider.Equals("none", StringComparison.OrdinalIgnoreCase))
@@ -90,6 +100,13 @@ public static class RagHost
         if (s.Rag.MinTermCoverage is < 0 or > 1) throw new GlmException($"Rag:MinTermCoverage = {s.Rag.MinTermCoverage}: expected a fraction in [0, 1]");
         if (s.Rag.Reranker.Candidates is < 1 or > 500) throw new GlmException($"Rag:Reranker:Candidates = {s.Rag.Reranker.Candidates}: expected 1–500");
         if (s.Rag.Reranker.ModelDir is { } r && string.IsNullOrWhiteSpace(r)) throw new GlmException("Rag:Reranker:ModelDir is empty; set a cross-encoder folder or null");
+        if (!s.Rag.VectorStore.Equals("sqlite", StringComparison.OrdinalIgnoreCase) && !s.Rag.UsesQdrant)
+            throw new GlmException($"Rag:VectorStore = '{s.Rag.VectorStore}': expected 'sqlite' or 'qdrant'");
+        if (s.Rag.UsesQdrant)
+        {
+            ParseEndpoint(s.Rag.Qdrant.Url, "Rag:Qdrant:Url");
+            if (s.Rag.Qdrant.MaxRetries is < 0 or > 10) throw new GlmException($"Rag:Qdrant:MaxRetries = {s.Rag.Qdrant.MaxRetries}: expected 0–10");
+        }
         if (s.Rag.ContextTokens < 64) throw new GlmException($"Rag:ContextTokens = {s.Rag.ContextTokens}: expected at least 64");
         if (s.Summarize.ContextTokens < 256) throw new GlmException($"Summarize:ContextTokens = {s.Summarize.ContextTokens}: expected at least 256");
         if (s.Summarize.MaxOutputTokens < 16 || s.Summarize.MaxOutputTokens * 2 >= s.Summarize.ContextTokens)

@@ -9,6 +9,7 @@ using Glm.Engine;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.VectorData;
 
 namespace AgentHost.Cli.Verbs;
 
@@ -39,7 +40,9 @@ internal static class AskVerb
             await EnsureKnowledgeBaseAsync(console, services, name, parse.GetValue(kb) is null, ct);
 
             services.GetRequiredService<KnowledgeBaseCatalog>().CheckExists(name);
-            using var chunks = services.GetRequiredService<SqliteKnowledgeVectorStore>().GetChunkCollection(name);
+            if (await KnowledgeChunkCollections.EnsureInQdrantAsync(services, name, ct))
+                console.Error.WriteLine($"copied knowledge base '{name}' to its Qdrant collection (Rag:VectorStore = qdrant).");
+            using var chunks = KnowledgeChunkCollections.ForRetrieval(services, name);
             var retriever = CreateRetriever(services, chunks);
             var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("ask");
             var chat = new LazyChatClient(services);
@@ -59,12 +62,15 @@ internal static class AskVerb
         return cmd;
     }
 
-    /// <summary>A retriever over <paramref name="store"/> (through its VectorData collection) with the configured embedder and reranker, if any.</summary>
+    /// <summary>
+    /// A retriever over <paramref name="store"/> through the VectorData collection Rag:VectorStore chooses (the file itself, or its
+    /// Qdrant collection), with the configured embedder and reranker, if any.
+    /// </summary>
     public static Retriever CreateRetriever(IServiceProvider services, SqliteKnowledgeBase store) =>
-        CreateRetriever(services, new SqliteKnowledgeChunkCollection(store));
+        CreateRetriever(services, KnowledgeChunkCollections.ForRetrieval(services, store));
 
     /// <summary>A retriever over a knowledge base's VectorData collection with the configured embedder and reranker (Rag:Reranker:ModelDir), if any.</summary>
-    public static Retriever CreateRetriever(IServiceProvider services, SqliteKnowledgeChunkCollection chunks) =>
+    public static Retriever CreateRetriever(IServiceProvider services, VectorStoreCollection<string, KnowledgeChunk> chunks) =>
         new(chunks, services.GetService<IEmbeddingGenerator<string, Embedding<float>>>(), services.GetService<IPassageReranker>(),
             services.GetRequiredService<GlmSettings>().Rag.Reranker.Candidates);
 

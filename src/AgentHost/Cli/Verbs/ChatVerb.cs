@@ -72,6 +72,8 @@ internal static class ChatVerb
         var prompts = services.GetRequiredService<PromptLibrary>();
         prompts.ValidateAll();
         await AskVerb.EnsureKnowledgeBaseAsync(console, services, name, isDefault: name == settings.Rag.DefaultKb, ct);
+        if (await KnowledgeChunkCollections.EnsureInQdrantAsync(services, name, ct))
+            console.Error.WriteLine($"copied knowledge base '{name}' to its Qdrant collection (Rag:VectorStore = qdrant).");
         using var store = services.GetRequiredService<KnowledgeBaseCatalog>().Open(name, mustExist: true);
         var agent = CreateAgent(services, store, name, k, console.Error);
         console.Error.WriteLine($"chatting with knowledge base '{name}' — /exit to leave, /reset to start over.");

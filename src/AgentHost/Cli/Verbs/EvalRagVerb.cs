@@ -47,7 +47,8 @@ internal static class EvalRagVerb
             if (generate) services.GetRequiredService<PromptLibrary>().ValidateAll();
 
             using var store = catalog.Open(name);
-            var retriever = AskVerb.CreateRetriever(services, store);
+            // Always the file's own collection: the evaluator ingests its documents into the file as it goes (Rag:VectorStore is not consulted).
+            var retriever = AskVerb.CreateRetriever(services, new AgentHost.Rag.Stores.VectorData.SqliteKnowledgeChunkCollection(store));
             var ingestion = new IngestionPipeline(store, new IngestionOptions { Chunking = new ChunkingOptions(settings.Rag.ChunkTokens, settings.Rag.OverlapTokens) }, embedder);
             var evaluator = new RagEvaluator(store, retriever, ingestion, Path.Combine(catalog.Root, name + ".docs"));
             var ask = generate ? new AskPipeline(retriever, new LazyChatClient(services), services.GetRequiredService<PromptLibrary>(),

@@ -57,12 +57,16 @@ internal static class IngestVerb
         var pipeline = new IngestionPipeline(store, new IngestionOptions { Chunking = chunking, Sync = sync }, embedder);
         try
         {
-            return await RagConsole.RunWithProgressAsync(console, report =>
+            var result = await RagConsole.RunWithProgressAsync(console, report =>
                 pipeline.IngestAsync(paths, p =>
                 {
                     if (p.Outcome is { } outcome) logger.LogDebug("{Outcome} {Path} ({Chunks} chunks) {Message}", outcome, p.Path, p.Chunks, p.Message);
                     report($"ingest → {name}", p.FileIndex + (p.Outcome is null ? 0 : 1), p.FileCount);
                 }, ct));
+            // Rag:VectorStore = qdrant: the Qdrant collection mirrors the file, which stays the catalog incremental ingestion works on.
+            if (await KnowledgeChunkCollections.SyncToQdrantAsync(services, store, ct) is { } mirror)
+                console.Error.WriteLine($"Qdrant collection '{name}': {mirror.Upserted} chunk(s) written, {mirror.Deleted} stale removed.");
+            return result;
         }
         catch (OperationCanceledException)
         {

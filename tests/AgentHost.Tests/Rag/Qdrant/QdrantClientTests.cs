@@ -66,6 +66,50 @@ public class QdrantClientTests
     }
 
     [SharedFileFact(Spec)]
+    public async Task Record_level_request_bodies_match_the_official_openapi_schema()
+    {
+        var handler = new RecordingHandler(r => r.RequestUri!.AbsolutePath switch
+        {
+            var p when p.EndsWith("/scroll") => """{"points":[{"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","payload":{"key":"/a.txt#0"},"vector":{"dense":[0.5,0.25]}}],"next_page_offset":"6c56c793-69f3-4fbf-87e6-c4bf54c28c26"}""",
+            var p when p.EndsWith("/points") => """[{"id":"5c56c793-69f3-4fbf-87e6-c4bf54c28c26","payload":{"key":"/a.txt#0"},"vector":{"dense":[0.5,0.25]}}]""",
+            var p when p.EndsWith("/query") => """{"points":[]}""",
+            "/collections" => """{"collections":[{"name":"kb"},{"name":"notes"}]}""",
+            _ => """{"operation_id":1,"status":"completed"}""",
+        });
+        using var client = new QdrantRestClient(new QdrantOptions(new Uri("http://qdrant.test:6333")), new HttpClient(handler));
+        var ids = new[] { QdrantPoint.KeyId("/a.txt#0"), QdrantPoint.KeyId("/a.txt#1") };
+        var filter = QdrantFilter.Match(("source", new[] { "/a.txt" }), ("ordinal", new List<object> { 0, 1 }), ("section", new QdrantTextMatch("第一")));
+        var records = await client.GetPointsAsync("kb", ids, withVector: true);
+        Assert.Equal([0.5f, 0.25f], records.Single().Dense!);
+        await client.DeleteByIdsAsync("kb", ids);
+        var page = await client.ScrollAsync("kb", filter, 2, offset: System.Text.Json.Nodes.JsonValue.Create(ids[0].ToString()), withVector: true);
+        Assert.Equal("6c56c793-69f3-4fbf-87e6-c4bf54c28c26", page.NextOffset!.GetValue<string>());
+        await client.SparseQueryAsync("kb", AgentHost.Rag.Stores.Qdrant.SparseVector.FromText("长河"), 3, filter, new QdrantSearchOptions { Offset = 2, ScoreThreshold = 0.5 });
+        await client.QueryAsync("kb", Dense, 3, filter, new QdrantSearchOptions { Offset = 1, WithVector = true });
+        await client.HybridQueryAsync("kb", Dense, AgentHost.Rag.Stores.Qdrant.SparseVector.FromText("长河"), 3, null, new QdrantSearchOptions { WithVector = true });
+        Assert.Equal(["kb", "notes"], await client.ListCollectionsAsync());
+
+        var validator = OpenApiSchemaValidator.Load(RagPaths.Shared(Spec));
+        var withBody = handler.Requests.Where(r => r.Body is not null).ToList();
+        Assert.Equal(6, withBody.Count); // get, delete by ids, scroll, sparse query, dense query, hybrid query
+        foreach (var (method, path, body) in withBody)
+        {
+            var errors = validator.ValidateRequestBody(method.Method, path, body!);
+            Assert.True(errors.Count == 0, $"{method} {path}: {string.Join("\n", errors)}\nbody: {body}");
+        }
+        Assert.Equal(["/collections/kb/points", "/collections/kb/points/delete", "/collections/kb/points/scroll"], withBody.Take(3).Select(r => r.Path));
+        Assert.Equal("""{"points":["{{A}}","{{B}}"]}""".Replace("{{A}}", ids[0].ToString()).Replace("{{B}}", ids[1].ToString()), withBody[1].Body);
+        var scroll = JsonNode.Parse(withBody[2].Body!)!;
+        Assert.Equal(ids[0].ToString(), scroll["offset"]!.GetValue<string>());
+        Assert.Equal([0L, 1L], scroll["filter"]!["must"]![1]!["match"]!["any"]!.AsArray().Select(v => v!.GetValue<long>()));
+        Assert.Equal("第一", scroll["filter"]!["must"]![2]!["match"]!["text"]!.GetValue<string>());
+        Assert.Equal("sparse", JsonNode.Parse(withBody[3].Body!)!["using"]!.GetValue<string>());
+        Assert.Equal(0.5, JsonNode.Parse(withBody[3].Body!)!["score_threshold"]!.GetValue<double>());
+        Assert.Equal("""["dense"]""", JsonNode.Parse(withBody[5].Body!)!["with_vector"]!.ToJsonString());
+        Assert.Contains(handler.Requests, r => r.Method == HttpMethod.Get && r.Path == "/collections");
+    }
+
+    [SharedFileFact(Spec)]
     public void Validator_rejects_bodies_that_do_not_match_the_schema()
     {
         var validator = OpenApiSchemaValidator.Load(RagPaths.Shared(Spec));

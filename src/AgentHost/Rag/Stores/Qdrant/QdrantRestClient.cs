@@ -22,12 +22,18 @@ public sealed record QdrantOptions(Uri BaseUrl)
     public TimeSpan AttemptTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
-/// <summary>One search result from Qdrant.</summary>
-public sealed record QdrantHit(string Id, double Score, JsonObject? Payload);
+/// <summary>One search result from Qdrant; <paramref name="Dense"/> is set when the query asked for vectors.</summary>
+public sealed record QdrantHit(string Id, double Score, JsonObject? Payload, float[]? Dense = null);
+
+/// <summary>One stored point (Qdrant <c>Record</c>): id, payload and, when asked for, the dense vector.</summary>
+public sealed record QdrantRecord(string Id, JsonObject? Payload, float[]? Dense);
+
+/// <summary>A page of a scroll: the points and the offset of the next page (null after the last).</summary>
+public sealed record QdrantScrollPage(IReadOnlyList<QdrantRecord> Points, JsonNode? NextOffset);
 
 /// <summary>
-/// Minimal Qdrant REST client (Qdrant.Client is not available here): collections, upsert, delete by filter, dense and
-/// hybrid (dense + sparse, RRF) queries. Transient failures are retried with exponential backoff; an unreachable server
+/// Minimal Qdrant REST client (Qdrant.Client is not available here): collections, upsert, get/delete by id, delete by filter,
+/// scroll, dense, sparse and hybrid (dense + sparse, RRF) queries. Transient failures are retried with exponential backoff; an unreachable server
 /// gives a <see cref="GlmException"/> naming the URL.
 /// </summary>
 public sealed class QdrantRestClient : IDisposable
@@ -56,6 +62,9 @@ public sealed class QdrantRestClient : IDisposable
             .Build();
     }
 
+    /// <summary>The server's base URL.</summary>
+    public Uri BaseUrl => _options.BaseUrl;
+
     private static bool IsTransient(Outcome<HttpResponseMessage> outcome) =>
         outcome.Exception is HttpRequestException or Polly.Timeout.TimeoutRejectedException
         || outcome.Result is { StatusCode: HttpStatusCode.TooManyRequests or >= HttpStatusCode.InternalServerError };
@@ -75,6 +84,13 @@ public sealed class QdrantRestClient : IDisposable
         return result?["exists"]?.GetValue<bool>() ?? false;
     }
 
+    /// <summary>Names of all collections on the server.</summary>
+    public async Task<IReadOnlyList<string>> ListCollectionsAsync(CancellationToken ct = default)
+    {
+        var result = await SendAsync(HttpMethod.Get, "collections", null, ct);
+        return (result?["collections"]?.AsArray() ?? []).Select(c => c?["name"]?.GetValue<string>() ?? "").Where(n => n.Length > 0).ToList();
+    }
+
     /// <summary>Inserts or replaces points (waits until applied).</summary>
     public Task UpsertAsync(string collection, IEnumerable<QdrantPoint> points, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Put, $"collections/{Uri.EscapeDataString(collection)}/points?wait=true", QdrantRequests.Upsert(points), ct);
@@ -82,6 +98,42 @@ public sealed class QdrantRestClient : IDisposable
     /// <summary>Deletes every point matching <paramref name="filter"/> (e.g. all chunks of a source).</summary>
     public Task DeleteByFilterAsync(string collection, QdrantFilter filter, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Post, $"collections/{Uri.EscapeDataString(collection)}/points/delete?wait=true", QdrantRequests.DeleteByFilter(filter), ct);
+
+    /// <summary>Deletes the points with these ids (unknown ids are ignored; waits until applied).</summary>
+    public Task DeleteByIdsAsync(string collection, IEnumerable<Guid> ids, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"collections/{Uri.EscapeDataString(collection)}/points/delete?wait=true", QdrantRequests.DeleteByIds(ids), ct);
+
+    /// <summary>The points with these ids that exist (in no particular order), with payload and optionally the dense vector.</summary>
+    public async Task<IReadOnlyList<QdrantRecord>> GetPointsAsync(string collection, IEnumerable<Guid> ids, bool withVector = false, CancellationToken ct = default)
+    {
+        var result = await SendAsync(HttpMethod.Post, $"collections/{Uri.EscapeDataString(collection)}/points", QdrantRequests.GetPoints(ids, withVector), ct);
+        return (result?.AsArray() ?? []).Select(ToRecord).ToList();
+    }
+
+    /// <summary>One page of the points matching <paramref name="filter"/> (all points when null), ordered by id, from <paramref name="offset"/> on.</summary>
+    public async Task<QdrantScrollPage> ScrollAsync(string collection, QdrantFilter? filter, int limit, JsonNode? offset = null, bool withVector = false,
+        CancellationToken ct = default)
+    {
+        var result = await SendAsync(HttpMethod.Post, $"collections/{Uri.EscapeDataString(collection)}/points/scroll", QdrantRequests.Scroll(filter, limit, offset, withVector), ct);
+        var points = (result?["points"]?.AsArray() ?? []).Select(ToRecord).ToList();
+        var next = result?["next_page_offset"];
+        return new QdrantScrollPage(points, next is null || next.GetValueKind() == JsonValueKind.Null ? null : next.DeepClone());
+    }
+
+    /// <summary>Search by the sparse (term) vector alone: keyword search, IDF-weighted.</summary>
+    public Task<IReadOnlyList<QdrantHit>> SparseQueryAsync(string collection, SparseVector sparse, int limit, QdrantFilter? filter = null,
+        QdrantSearchOptions? options = null, CancellationToken ct = default) =>
+        QueryCoreAsync(collection, QdrantRequests.SparseQuery(sparse, limit, filter, options), ct);
+
+    /// <summary>Dense nearest-neighbour search with a payload filter and paging/threshold/vector options.</summary>
+    public Task<IReadOnlyList<QdrantHit>> QueryAsync(string collection, ReadOnlyMemory<float> dense, int limit, QdrantFilter? filter, QdrantSearchOptions options,
+        CancellationToken ct = default) =>
+        QueryCoreAsync(collection, QdrantRequests.Query(dense.Span, limit, filter, options), ct);
+
+    /// <summary>Hybrid search (dense and sparse prefetches fused by RRF) with paging/threshold/vector options.</summary>
+    public Task<IReadOnlyList<QdrantHit>> HybridQueryAsync(string collection, ReadOnlyMemory<float> dense, SparseVector sparse, int limit,
+        QdrantFilter? filter, QdrantSearchOptions options, CancellationToken ct = default) =>
+        QueryCoreAsync(collection, QdrantRequests.HybridQuery(dense.Span, sparse, limit, filter, options: options), ct);
 
     /// <summary>Dense nearest-neighbour search with an optional payload filter.</summary>
     public Task<IReadOnlyList<QdrantHit>> QueryAsync(string collection, ReadOnlyMemory<float> dense, int limit, QdrantFilter? filter = null, CancellationToken ct = default) =>
@@ -96,8 +148,19 @@ public sealed class QdrantRestClient : IDisposable
     {
         var result = await SendAsync(HttpMethod.Post, $"collections/{Uri.EscapeDataString(collection)}/points/query", body, ct);
         var points = result?["points"]?.AsArray() ?? [];
-        return points.Select(p => new QdrantHit(p!["id"]!.ToString(), p["score"]?.GetValue<double>() ?? 0, p["payload"] as JsonObject)).ToList();
+        return points.Select(p => new QdrantHit(p!["id"]!.ToString(), p["score"]?.GetValue<double>() ?? 0, p["payload"] as JsonObject, DenseOf(p))).ToList();
     }
+
+    private static QdrantRecord ToRecord(JsonNode? p) =>
+        new(p?["id"]?.ToString() ?? throw new GlmException("Qdrant returned a point without an id"), p["payload"] as JsonObject, DenseOf(p));
+
+    /// <summary>The dense vector of a returned point: <c>vector</c> is the named-vector object (or a bare array for an unnamed vector).</summary>
+    private static float[]? DenseOf(JsonNode? point) => point?["vector"] switch
+    {
+        JsonObject named => (named[QdrantRequests.DenseVector] as JsonArray)?.Select(v => v!.GetValue<float>()).ToArray(),
+        JsonArray bare => bare.Select(v => v!.GetValue<float>()).ToArray(),
+        _ => null,
+    };
 
     private async Task<JsonNode?> SendAsync(HttpMethod method, string relative, JsonObject? body, CancellationToken ct)
     {

@@ -7,7 +7,7 @@ namespace AgentHost.Rag.Stores.VectorData;
 
 public sealed partial class SqliteKnowledgeChunkCollection
 {
-    private const string SupportedInputs = "ReadOnlyMemory<float>, float[], Embedding<float>, or a string with an IEmbeddingGenerator<string, Embedding<float>> configured";
+    internal const string SupportedInputs = "ReadOnlyMemory<float>, float[], Embedding<float>, or a string with an IEmbeddingGenerator<string, Embedding<float>> configured";
 
     /// <summary>
     /// Exact cosine-similarity search (score: cosine, higher is better). <paramref name="searchValue"/>: a vector
@@ -62,7 +62,12 @@ public sealed partial class SqliteKnowledgeChunkCollection
     }
 
     /// <summary>The query vector for a search value, or null for a null value or an empty vector.</summary>
-    private async Task<ReadOnlyMemory<float>?> ToVectorAsync<TInput>(TInput value, CancellationToken cancellationToken)
+    private Task<ReadOnlyMemory<float>?> ToVectorAsync<TInput>(TInput value, CancellationToken cancellationToken) =>
+        ToVectorAsync(value, _generator, _queryOptions, Name, cancellationToken);
+
+    /// <summary>The query vector for a search value of collection <paramref name="name"/> (also used by the Qdrant collection).</summary>
+    internal static async Task<ReadOnlyMemory<float>?> ToVectorAsync<TInput>(TInput value, IEmbeddingGenerator<string, Embedding<float>>? generator,
+        EmbeddingGenerationOptions? queryOptions, string name, CancellationToken cancellationToken)
     {
         ReadOnlyMemory<float> vector;
         switch (value)
@@ -72,26 +77,26 @@ public sealed partial class SqliteKnowledgeChunkCollection
             case float[] a: vector = a; break;
             case Embedding<float> e: vector = e.Vector; break;
             case string s:
-                if (_generator is null)
-                    throw new InvalidOperationException($"search value is a string but collection '{Name}' has no IEmbeddingGenerator<string, Embedding<float>> "
+                if (generator is null)
+                    throw new InvalidOperationException($"search value is a string but collection '{name}' has no IEmbeddingGenerator<string, Embedding<float>> "
                         + "(set VectorStoreCollectionOptions.EmbeddingGenerator, the definition's or its vector property's); or pass a ReadOnlyMemory<float>");
-                vector = await _generator.GenerateVectorAsync(s, _queryOptions, cancellationToken).ConfigureAwait(false);
+                vector = await generator.GenerateVectorAsync(s, queryOptions, cancellationToken).ConfigureAwait(false);
                 break;
             default:
-                throw new NotSupportedException($"search value of type {typeof(TInput).Name} is not supported by collection '{Name}'; expected {SupportedInputs}");
+                throw new NotSupportedException($"search value of type {typeof(TInput).Name} is not supported by collection '{name}'; expected {SupportedInputs}");
         }
         if (vector.Length == 0) return null; // (not "? null :": null converts to an empty ReadOnlyMemory there)
         return vector;
     }
 
-    private static void CheckPaging(int top, int skip)
+    internal static void CheckPaging(int top, int skip)
     {
         if (top < 1) throw new ArgumentOutOfRangeException(nameof(top), top, $"top = {top}; expected ≥ 1");
         if (skip < 0) throw new ArgumentOutOfRangeException(nameof(skip), skip, $"Skip = {skip}; expected ≥ 0");
     }
 
     /// <summary>Throws unless <paramref name="selector"/> is null or selects <paramref name="expected"/>.</summary>
-    private static void CheckProperty(Expression<Func<KnowledgeChunk, object?>>? selector, string expected, string option)
+    internal static void CheckProperty(Expression<Func<KnowledgeChunk, object?>>? selector, string expected, string option)
     {
         if (selector is null) return;
         var body = selector.Body is UnaryExpression { NodeType: ExpressionType.Convert } u ? u.Operand : selector.Body;
@@ -114,7 +119,11 @@ public sealed partial class SqliteKnowledgeChunkCollection
     }
 
     /// <summary>Checks the options' definition against <see cref="KnowledgeChunk"/> and picks the embedding generator (vector property, then definition, then options).</summary>
-    private static (IEmbeddingGenerator<string, Embedding<float>>?, EmbeddingGenerationOptions?) Configure(SqliteKnowledgeChunkCollectionOptions? options)
+    private static (IEmbeddingGenerator<string, Embedding<float>>?, EmbeddingGenerationOptions?) Configure(SqliteKnowledgeChunkCollectionOptions? options) =>
+        Configure(options, options?.QueryEmbeddingOptions);
+
+    /// <summary>Shared with the Qdrant collection: the definition check and generator choice for any <see cref="KnowledgeChunk"/> collection options.</summary>
+    internal static (IEmbeddingGenerator<string, Embedding<float>>?, EmbeddingGenerationOptions?) Configure(VectorStoreCollectionOptions? options, EmbeddingGenerationOptions? queryOptions)
     {
         var definition = options?.Definition;
         foreach (var p in definition?.Properties ?? [])
@@ -134,6 +143,6 @@ public sealed partial class SqliteKnowledgeChunkCollection
             ?? definition?.EmbeddingGenerator ?? options?.EmbeddingGenerator;
         if (generator is not null and not IEmbeddingGenerator<string, Embedding<float>>)
             throw new ArgumentException($"embedding generator {generator.GetType().Name} is not an IEmbeddingGenerator<string, Embedding<float>>; expected one that embeds text as float vectors", nameof(options));
-        return (generator as IEmbeddingGenerator<string, Embedding<float>>, options?.QueryEmbeddingOptions);
+        return (generator as IEmbeddingGenerator<string, Embedding<float>>, queryOptions);
     }
 }

@@ -159,7 +159,7 @@ public sealed partial class SqliteKnowledgeChunkCollection : VectorStoreCollecti
         return Task.CompletedTask;
     }
 
-    private static KnowledgeChunk Validate(KnowledgeChunk? r)
+    internal static KnowledgeChunk Validate(KnowledgeChunk? r)
     {
         ArgumentNullException.ThrowIfNull(r, "records");
         if (string.IsNullOrEmpty(r.Source)) throw new ArgumentException($"record '{r.Key}': Source is empty; expected the document key", "records");
