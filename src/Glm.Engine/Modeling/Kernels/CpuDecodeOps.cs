@@ -23,6 +23,10 @@ internal static unsafe class CpuDecodeOps
     /// multi-threaded ops win at hundreds of rows.</summary>
     public const long MaxRows = 16;
 
+    /// <summary>Below this many elements a loop runs on the calling thread: handing work to the thread pool costs more than
+    /// it saves, and far more when another process holds the other cores.</summary>
+    private const long ParallelElements = 1L << 18;
+
     /// <summary>Longest row handled (hidden or FFN size).</summary>
     public const long MaxRowLength = 65536;
 
@@ -47,7 +51,7 @@ internal static unsafe class CpuDecodeOps
         var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
-        ForRowRanges(rows, ThreadCount(), small: rows < 4, (r0, r1) =>
+        ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, (r0, r1) =>
         {
             for (long r = r0; r < r1; r++)
             {
@@ -116,7 +120,7 @@ internal static unsafe class CpuDecodeOps
         var e = KindOf(gateUp.dtype);
         byte* gp = Data(gateUp), yp = Data(y);
         bool vector = Avx512F.IsSupported && e != Kind.Fp16;
-        ForRowRanges(rows, ThreadCount(), small: rows < 4, (r0, r1) =>
+        ForRowRanges(rows, ThreadCount(), small: rows * ffn < ParallelElements, (r0, r1) =>
         {
             float* silu = stackalloc float[16];
             for (long r = r0; r < r1; r++)
