@@ -34,7 +34,7 @@ public class Int8KernelTests
 
     [Theory]
     [InlineData(1, 64, 300, true)]
-    [InlineData(1, 70, 257, true)]   // one input row: weight rows in pairs, an odd row left in the last chunk, a column tail
+    [InlineData(1, 70, 257, true)]   // one input row, an uneven split over threads, a column tail
     [InlineData(2, 70, 300, true)]   // 70 = 2·32 + a 6-column tail
     [InlineData(3, 129, 257, true)]  // 257 rows: split over threads with an uneven last chunk
     [InlineData(4, 1536, 33, true)]

@@ -70,39 +70,12 @@ internal static unsafe class CpuInt8Gemv
 
     private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
-        if (avx && rows == 1) Avx512SingleInput(w, s, x, y, k, n, r0, r1);
-        else if (avx) Avx512Rows(w, s, x, y, rows, k, n, r0, r1);
+        if (avx) Avx512Rows(w, s, x, y, rows, k, n, r0, r1);
         else PortableRows(w, s, x, y, rows, k, n, r0, r1);
     }
 
     private static Vector512<float> Widen(sbyte* p) =>
         Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p)));
-
-    /// <summary>
-    /// One input row (plain decoding): two weight rows per pass share each activation load and give four independent FMA
-    /// chains, so the loop is limited by the weight stream, not by FMA latency.
-    /// </summary>
-    private static void Avx512SingleInput(sbyte* w, float* s, float* x, float* y, long k, long n, long r0, long r1)
-    {
-        long body = k & ~31L, r = r0;
-        for (; r + 1 < r1; r += 2)
-        {
-            sbyte* row0 = w + r * k, row1 = row0 + k;
-            Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default;
-            for (long i = 0; i < body; i += 32)
-            {
-                var xlo = Avx512F.LoadVector512(x + i);
-                var xhi = Avx512F.LoadVector512(x + i + 16);
-                a0 = Avx512F.FusedMultiplyAdd(Widen(row0 + i), xlo, a0);
-                b0 = Avx512F.FusedMultiplyAdd(Widen(row0 + i + 16), xhi, b0);
-                a1 = Avx512F.FusedMultiplyAdd(Widen(row1 + i), xlo, a1);
-                b1 = Avx512F.FusedMultiplyAdd(Widen(row1 + i + 16), xhi, b1);
-            }
-            y[r] = (Vector512.Sum(a0 + b0) + Tail(row0, x, body, k)) * s[r];
-            y[r + 1] = (Vector512.Sum(a1 + b1) + Tail(row1, x, body, k)) * s[r + 1];
-        }
-        if (r < r1) Avx512Rows(w, s, x, y, 1, k, n, r, r1); // an odd last row
-    }
 
     private static void Avx512Rows(sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
