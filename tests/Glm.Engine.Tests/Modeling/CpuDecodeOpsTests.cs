@@ -74,6 +74,7 @@ public class CpuDecodeOpsTests
 
     [Theory]
     [InlineData(ScalarType.BFloat16, 7)]
+    [InlineData(ScalarType.Float16, 7)]
     [InlineData(ScalarType.Float32, 7)]
     [InlineData(ScalarType.BFloat16, 3000)] // long enough to split heads over threads
     public void AttentionMatchesTheReference(ScalarType dtype, int cached)

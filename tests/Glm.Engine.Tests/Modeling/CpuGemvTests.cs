@@ -12,6 +12,8 @@ public class CpuGemvTests
     [InlineData(ScalarType.Float32, 3, 1e-5)]
     [InlineData(ScalarType.BFloat16, 1, 1e-2)]
     [InlineData(ScalarType.BFloat16, 4, 1e-2)]
+    [InlineData(ScalarType.Float16, 1, 2e-3)]
+    [InlineData(ScalarType.Float16, 4, 2e-3)]
     public void MatchesLibtorchLinear(ScalarType dtype, int rows, double tolerance)
     {
         Runtime.TorchRuntime.EnsureInitialized();
@@ -32,6 +34,23 @@ public class CpuGemvTests
     }
 
     [Fact]
+    public void WidensSubnormalHalfWeightsExactly()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        if (!CpuGemv.Enabled) return;
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(5);
+        var w = ((rand(8, 64) - 0.5f) * 1.2e-4f).to(ScalarType.Float16); // |w| < 6.1e-5: all subnormal halves
+        var x = randn(1, 64);
+        var expected = F.linear(x, w.to(ScalarType.Float32)); // fp32 output: only the summation order differs
+        var actual = CpuGemv.TryLinear(x, w, null);
+        Assert.NotNull(actual);
+        double err = (actual! - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(err < 1e-5, $"relative error {err}");
+    }
+
+    [Fact]
     public void DeclinesWhatItDoesNotHandle()
     {
         Runtime.TorchRuntime.EnsureInitialized();
@@ -39,7 +58,7 @@ public class CpuGemvTests
         using var inference = torch.inference_mode();
         var w = randn(64, 96);
         Assert.Null(CpuGemv.TryLinear(randn(CpuGemv.MaxRows + 1, 96), w, null)); // a GEMM: libtorch is faster
-        Assert.Null(CpuGemv.TryLinear(randn(1, 96).to(ScalarType.Float16), w.to(ScalarType.Float16), null)); // fp16 stays on libtorch
+        Assert.Null(CpuGemv.TryLinear(randn(1, 96).to(ScalarType.Float64), w.to(ScalarType.Float64), null)); // fp64 stays on libtorch
         Assert.Null(CpuGemv.TryLinear(randn(1, 40), randn(64, 40), null)); // K not a multiple of 32
     }
 }

@@ -14,7 +14,7 @@ namespace Glm.Engine.Modeling.Kernels;
 /// matrix products' arithmetic. Every loop computes what the reference's op sequence computes, rounding to bf16/fp16 after each op
 /// where libtorch does (half-precision ops compute in fp32 and round their result), so outputs match the libtorch path to the last bit
 /// except where a reduction's summation order differs (RMSNorm's mean) or a transcendental is evaluated by another library
-/// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp16/fp32 tensors (attention: bf16/fp32) of at most
+/// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp16/fp32 tensors of at most
 /// <see cref="MaxElements"/> elements with no autograd; otherwise the Try methods return null/false and callers use libtorch.
 /// </summary>
 internal static unsafe class CpuDecodeOps
@@ -119,7 +119,7 @@ internal static unsafe class CpuDecodeOps
         var y = empty(shape, dtype: gateUp.dtype);
         var e = KindOf(gateUp.dtype);
         byte* gp = Data(gateUp), yp = Data(y);
-        bool vector = Avx512F.IsSupported && e != Kind.Fp16;
+        bool vector = Avx512F.IsSupported;
         ForRowRanges(rows, ThreadCount(), small: rows * ffn < ParallelElements, (r0, r1) =>
         {
             float* silu = stackalloc float[16];
@@ -130,7 +130,7 @@ internal static unsafe class CpuDecodeOps
                     for (; i + 16 <= ffn; i += 16)
                     {
                         // silu in fp32 vectors (exp dominates), then the two roundings per element as libtorch does them.
-                        var g = Wide(gp, e == Kind.Bf16, src + i);
+                        var g = Wide(gp, e, src + i);
                         Avx512F.Store(silu, g / (Vector512<float>.One + Vector512.Exp(-g)));
                         for (int j = 0; j < 16; j++) Store(yp, e, dst + i + j, Round(e, silu[j]) * Load(gp, e, src + ffn + i + j));
                     }
@@ -146,7 +146,7 @@ internal static unsafe class CpuDecodeOps
 
     /// <summary>
     /// Attention of one new token over the cache with grouped KV heads (query head h reads KV head h / (heads / kvHeads)), as
-    /// <c>ChatGlmBlock.Attention</c>'s decode branch computes it: scores q·k rounded, scaled and rounded (bf16), softmax in fp32,
+    /// <c>ChatGlmBlock.Attention</c>'s decode branch computes it: scores q·k rounded, scaled and rounded (bf16/fp16), softmax in fp32,
     /// probabilities rounded, then Σ p·v accumulated in fp32 and rounded once. <paramref name="q"/> [b, heads, 1, d] and
     /// <paramref name="k"/>/<paramref name="v"/> [b, kvHeads, t, d] may be strided views (last dim contiguous). Heads are split
     /// over threads when the cache is long. An optional prefix <paramref name="mask"/> [b, 1, 1, t] limits each row to its own
@@ -156,14 +156,13 @@ internal static unsafe class CpuDecodeOps
     public static Tensor? TryAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? mask = null)
     {
         if (!Enabled || !Avx512F.IsSupported || q.device_type != DeviceType.CPU || q.requires_grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return null;
-        if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float32)) return null;
+        if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float16 && q.dtype != ScalarType.Float32)) return null;
         long b = q.shape[0], heads = q.shape[1], d = q.shape[3], groups = k.shape[1], t = k.shape[2];
         if (q.shape[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || k.shape[0] != b || v.shape[0] != b || v.shape[1] != groups ||
             v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
             return null;
         var lengths = new long[b];
         if (!PrefixLengths(mask, b, t, lengths)) return null;
-        bool bf16 = q.dtype == ScalarType.BFloat16;
         var e = KindOf(q.dtype);
         var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
         byte* qp = Data(q), kp = Data(k), vp = Data(v), yp = Data(y);
@@ -186,9 +185,9 @@ internal static unsafe class CpuDecodeOps
                     {
                         long row = kBase + j * ks2;
                         var sum = Vector512<float>.Zero;
-                        for (long i = 0; i < d; i += 16) sum = Avx512F.FusedMultiplyAdd(Wide(kp, bf16, row + i), Avx512F.LoadVector512(qf + i), sum);
+                        for (long i = 0; i < d; i += 16) sum = Avx512F.FusedMultiplyAdd(Wide(kp, e, row + i), Avx512F.LoadVector512(qf + i), sum);
                         float score = Vector512.Sum(sum);
-                        score = bf16 ? RoundBf16(RoundBf16(score) * scale) : score * scale;
+                        score = Round(e, Round(e, score) * scale);
                         scores[j] = score;
                         if (score > max) max = score;
                     }
@@ -198,10 +197,10 @@ internal static unsafe class CpuDecodeOps
                     for (long j = 0; j < seen; j++)
                     {
                         float pj = scores[j] / total;
-                        var p = Vector512.Create(bf16 ? RoundBf16(pj) : pj);
+                        var p = Vector512.Create(Round(e, pj));
                         long row = vBase + j * vs2;
                         for (long i = 0; i < d; i += 16)
-                            Avx512F.Store(acc + i, Avx512F.FusedMultiplyAdd(Wide(vp, bf16, row + i), p, Avx512F.LoadVector512(acc + i)));
+                            Avx512F.Store(acc + i, Avx512F.FusedMultiplyAdd(Wide(vp, e, row + i), p, Avx512F.LoadVector512(acc + i)));
                     }
                     long outBase = item * d;
                     for (long i = 0; i < d; i++) Store(yp, e, outBase + i, acc[i]);
@@ -234,10 +233,16 @@ internal static unsafe class CpuDecodeOps
         return true;
     }
 
-    /// <summary>16 elements from element index <paramref name="i"/> of a bf16 or fp32 buffer, as fp32.</summary>
-    private static Vector512<float> Wide(byte* p, bool bf16, long i) => bf16
-        ? Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)p + i)), 16).AsSingle()
-        : Avx512F.LoadVector512((float*)p + i);
+    /// <summary>16 elements from element index <paramref name="i"/> of a bf16, fp16 or fp32 buffer, as fp32 (fp16 widened
+    /// with integer ops as in <see cref="CpuGemv"/>: finite values only).</summary>
+    private static Vector512<float> Wide(byte* p, Kind e, long i)
+    {
+        if (e == Kind.Fp32) return Avx512F.LoadVector512((float*)p + i);
+        var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)p + i));
+        if (e == Kind.Bf16) return Avx512F.ShiftLeftLogical(h, 16).AsSingle();
+        var magnitude = (Avx512F.ShiftLeftLogical(h & Vector512.Create(0x7FFFu), 13).AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32();
+        return Avx512F.Or(magnitude, Avx512F.ShiftLeftLogical(h & Vector512.Create(0x8000u), 16)).AsSingle();
+    }
 
     /// <summary>Element type of a tensor these loops read and write.</summary>
     private enum Kind { Fp32, Bf16, Fp16 }

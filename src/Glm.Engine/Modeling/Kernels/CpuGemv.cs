@@ -13,7 +13,7 @@ namespace Glm.Engine.Modeling.Kernels;
 /// fast the weights stream from memory; libtorch's bf16 GEMV reaches about half the machine's read bandwidth
 /// (../shared/reference/torchsharp.md §3.2). This kernel widens bf16 weights to fp32 in registers (a 16-bit shift), multiplies
 /// with AVX-512 FMAs and splits weight rows over threads, which streams the weights at close to the bandwidth limit.
-/// Used for up to <see cref="MaxRows"/> input rows with bf16 or fp32 weights; everything else goes to libtorch.
+/// Used for up to <see cref="MaxRows"/> input rows with bf16, fp16 or fp32 weights; everything else goes to libtorch.
 /// </summary>
 internal static unsafe class CpuGemv
 {
@@ -31,7 +31,7 @@ internal static unsafe class CpuGemv
     {
         if (!Enabled || x.device_type != DeviceType.CPU || weight.dim() != 2 || x.requires_grad || weight.requires_grad) return null;
         var wt = weight.dtype;
-        if (wt != ScalarType.BFloat16 && wt != ScalarType.Float32) return null;
+        if (wt != ScalarType.BFloat16 && wt != ScalarType.Float16 && wt != ScalarType.Float32) return null;
         long k = weight.shape[1], n = weight.shape[0];
         if (x.shape[^1] != k || k % 32 != 0 || !weight.is_contiguous()) return null;
         long rows = x.NumberOfElements / k;
@@ -64,6 +64,7 @@ internal static unsafe class CpuGemv
     private static void Run(ScalarType wt, byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         if (wt == ScalarType.BFloat16) Bf16(w, x, y, rows, k, n, r0, r1);
+        else if (wt == ScalarType.Float16) Fp16(w, x, y, rows, k, n, r0, r1);
         else F32((float*)w, x, y, rows, k, n, r0, r1);
     }
 
@@ -84,6 +85,38 @@ internal static unsafe class CpuGemv
                     var hi = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)), 16).AsSingle();
                     acc0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(xm + i), acc0);
                     acc1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(xm + i + 16), acc1);
+                }
+                y[m * n + r] = Vector512.Sum(acc0 + acc1);
+            }
+        }
+    }
+
+    /// <summary>
+    /// fp16 weights. .NET has no F16C intrinsics, so the widening is done with integer ops: the 15 magnitude bits shifted into
+    /// an fp32 pattern and multiplied by 2¹¹² (exact for normal and subnormal halves), then the sign OR'd back. Checkpoint
+    /// weights are finite; a half inf/NaN would read as ±65536·(1 + m) here.
+    /// </summary>
+    private static void Fp16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        var magnitude = Vector512.Create(0x7FFFu);
+        var signBit = Vector512.Create(0x8000u);
+        var rebias = Vector512.Create(0x77800000u).AsSingle(); // 2^112
+        for (long r = r0; r < r1; r++)
+        {
+            ushort* row = (ushort*)w + r * k;
+            for (int m = 0; m < rows; m++)
+            {
+                float* xm = x + m * k;
+                var acc0 = Vector512<float>.Zero;
+                var acc1 = Vector512<float>.Zero;
+                for (long i = 0; i < k; i += 32)
+                {
+                    var h0 = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i));
+                    var h1 = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16));
+                    var f0 = Avx512F.Or((Avx512F.ShiftLeftLogical(h0 & magnitude, 13).AsSingle() * rebias).AsUInt32(), Avx512F.ShiftLeftLogical(h0 & signBit, 16)).AsSingle();
+                    var f1 = Avx512F.Or((Avx512F.ShiftLeftLogical(h1 & magnitude, 13).AsSingle() * rebias).AsUInt32(), Avx512F.ShiftLeftLogical(h1 & signBit, 16)).AsSingle();
+                    acc0 = Avx512F.FusedMultiplyAdd(f0, Avx512F.LoadVector512(xm + i), acc0);
+                    acc1 = Avx512F.FusedMultiplyAdd(f1, Avx512F.LoadVector512(xm + i + 16), acc1);
                 }
                 y[m * n + r] = Vector512.Sum(acc0 + acc1);
             }
