@@ -50,7 +50,7 @@ public static class DecodeBenchmark
         long[] prompt = Enumerable.Range(0, b * p).Select(_ => (long)rng.Next(model.Config.VocabSize)).ToArray();
 
         progress?.Report("warming up");
-        RunOnce(net, model, prompt, b, Math.Min(p, 16), 4, out _, out _, out _);
+        RunOnce(net, model, prompt, b, Math.Min(p, 16), Math.Min(n, 32), out _, out _, out _); // long enough for the JIT to settle the managed kernels
         ct.ThrowIfCancellationRequested();
 
         progress?.Report($"prefill {p} tokens × {b}, decode {n} tokens");

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -51,7 +52,7 @@ internal static unsafe class CpuDecodeOps
         var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
-        ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, (r0, r1) =>
+        ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             for (long r = r0; r < r1; r++)
             {
@@ -75,6 +76,7 @@ internal static unsafe class CpuDecodeOps
     /// product and sum rounded as the reference's bf16 ops round them. <paramref name="cos"/>/<paramref name="sin"/> are the
     /// [maxPositions, rotaryDim/2] tables in qkv's dtype; <paramref name="positionIds"/> is int64 [b, 1]. False when not applicable.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static bool TryRotateInPlace(Tensor qkv, int rotatedHeads, int headDim, int rotaryDim, Tensor cos, Tensor sin, Tensor positionIds)
     {
         if (!Applies(qkv) || qkv.dim() != 3 || qkv.shape[1] != 1 || cos.dtype != qkv.dtype || sin.dtype != qkv.dtype ||
@@ -120,7 +122,7 @@ internal static unsafe class CpuDecodeOps
         var e = KindOf(gateUp.dtype);
         byte* gp = Data(gateUp), yp = Data(y);
         bool vector = Avx512F.IsSupported;
-        ForRowRanges(rows, ThreadCount(), small: rows * ffn < ParallelElements, (r0, r1) =>
+        ForRowRanges(rows, ThreadCount(), small: rows * ffn < ParallelElements, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             float* silu = stackalloc float[16];
             for (long r = r0; r < r1; r++)
@@ -169,7 +171,7 @@ internal static unsafe class CpuDecodeOps
         long qs0 = q.stride(0), qs1 = q.stride(1), ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
         long vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2), perGroup = heads / groups;
         long work = b * heads * t * d;
-        ForRowRanges(b * heads, ThreadCount(), small: work < (1L << 20), (first, end) =>
+        ForRowRanges(b * heads, ThreadCount(), small: work < (1L << 20), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             float* buffer = (float*)NativeMemory.Alloc((nuint)(2 * d + t), sizeof(float));
             try

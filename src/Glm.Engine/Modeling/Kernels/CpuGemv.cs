@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Glm.Engine.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -68,6 +69,7 @@ internal static unsafe class CpuGemv
         else F32((float*)w, x, y, rows, k, n, r0, r1);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Bf16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         for (long r = r0; r < r1; r++)
@@ -96,6 +98,7 @@ internal static unsafe class CpuGemv
     /// an fp32 pattern and multiplied by 2¹¹² (exact for normal and subnormal halves), then the sign OR'd back. Checkpoint
     /// weights are finite; a half inf/NaN would read as ±65536·(1 + m) here.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Fp16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         var magnitude = Vector512.Create(0x7FFFu);
@@ -123,6 +126,7 @@ internal static unsafe class CpuGemv
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void F32(float* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         for (long r = r0; r < r1; r++)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -31,6 +32,7 @@ internal static unsafe class CpuInt8Dequant
         return w;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows(sbyte* q, float* s, byte* w, bool bf16, long k, long r0, long r1)
     {
         long body = k & ~15L;

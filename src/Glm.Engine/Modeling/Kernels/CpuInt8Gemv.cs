@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Glm.Engine.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -77,6 +78,7 @@ internal static unsafe class CpuInt8Gemv
     private static Vector512<float> Widen(sbyte* p) =>
         Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(p)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Avx512Rows(sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         float* x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k;
@@ -124,6 +126,7 @@ internal static unsafe class CpuInt8Gemv
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PortableRows(sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         for (long r = r0; r < r1; r++)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -58,6 +59,7 @@ internal static unsafe class KernelSupport
 
     /// <summary>The elements of contiguous bf16/fp16/fp32 <paramref name="x"/> widened to fp32 in native memory (free with
     /// <see cref="System.Runtime.InteropServices.NativeMemory.Free"/>): one managed pass instead of a libtorch cast op.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float* WidenToNative(Tensor x)
     {
         long count = x.NumberOfElements;
@@ -73,6 +75,7 @@ internal static unsafe class KernelSupport
     /// <paramref name="y"/> [rows, n] plus <paramref name="bias"/> [n] (same dtypes, or null), summed in fp32 and rounded once —
     /// what F.linear's epilogue does, without the separate cast and add ops.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Tensor FinishRows(float* y, long rows, long n, Tensor? bias, ScalarType dtype, long[] shape)
     {
         var result = torch.empty(shape, dtype: dtype);
