@@ -1,3 +1,4 @@
+using Glm.Engine.Modeling.Kernels;
 using static TorchSharp.torch;
 
 namespace Glm.Engine.Modeling;
@@ -48,9 +49,12 @@ public sealed class KvCache : IDisposable
         {
             var keys = _keys[layer].narrow(0, 0, _rows);
             var values = _values[layer].narrow(0, 0, _rows);
-            var index = _positions.view(_rows, 1, 1, 1).expand(_rows, k.shape[1], 1, k.shape[3]);
-            keys.scatter_(2, index, k);
-            values.scatter_(2, index, v);
+            if (!CpuDecodeOps.TryWriteTokenRows(_keys[layer], k, _positions, _rows) || !CpuDecodeOps.TryWriteTokenRows(_values[layer], v, _positions, _rows))
+            {
+                var index = _positions.view(_rows, 1, 1, 1).expand(_rows, k.shape[1], 1, k.shape[3]);
+                keys.scatter_(2, index, k);
+                values.scatter_(2, index, v);
+            }
             return (keys.narrow(2, 0, _attend), values.narrow(2, 0, _attend));
         }
         long s = k.shape[2];

@@ -124,6 +124,26 @@ public class CpuDecodeOpsTests
     }
 
     [Fact]
+    public void TokenRowsLandWhereScatterPutsThem()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(16);
+        var expected = randn(4, 2, 10, 8).to(ScalarType.BFloat16);
+        var actual = expected.clone();
+        var qkv = randn(3, 1, 5 * 8).to(ScalarType.BFloat16);
+        var source = qkv.narrow(2, 8, 2 * 8).view(3, 1, 2, 8).transpose(1, 2); // [rows, g, 1, d], strided like the model's K
+        var positions = tensor(new long[] { 7, 0, 9 });
+        var index = positions.view(3, 1, 1, 1).expand(3, 2, 1, 8);
+        expected.narrow(0, 0, 3).scatter_(2, index, source);
+
+        Assert.True(CpuDecodeOps.TryWriteTokenRows(actual, source, positions, 3));
+        Assert.True(expected.eq(actual).all().item<bool>());
+        Assert.False(CpuDecodeOps.TryWriteTokenRows(actual, source, tensor(new long[] { 7, 0, 10 }), 3)); // past the capacity
+    }
+
+    [Fact]
     public void GreedyDecodingGivesTheSameTokensWithAndWithoutTheKernels()
     {
         Runtime.TorchRuntime.EnsureInitialized();

@@ -42,7 +42,15 @@ internal static class BenchVerb
             var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch), Profile: parse.GetValue(profile));
             if (parse.GetValue(concurrency) is { } list)
             {
+                DecodeProfiler.Enabled = settings.Profile;
                 RunConcurrency(console, glm, settings, ParseCounts(list), ct);
+                if (settings.Profile)
+                {
+                    DecodeProfiler.Enabled = false;
+                    console.Out.WriteLine("profile of the whole sweep (prefills and decode steps of every stream count), seconds per section:");
+                    foreach (var (section, seconds, calls) in DecodeProfiler.Snapshot())
+                        console.Out.WriteLine(string.Format(inv, "  {0,-26} {1,9:F3} s {2,10} calls", section, seconds, calls));
+                }
                 return Task.FromResult(0);
             }
             var r = DecodeBenchmark.Run(glm, settings, new Progress<string>(s => console.Error.WriteLine($"... {s}")), ct);
