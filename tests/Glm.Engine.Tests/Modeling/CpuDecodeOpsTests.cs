@@ -144,6 +144,32 @@ public class CpuDecodeOpsTests
     }
 
     [Fact]
+    public unsafe void VectorBf16RoundingEqualsTheScalarRounding()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        var random = new Random(17);
+        var values = new float[4096];
+        for (int i = 0; i < values.Length; i++)
+        {
+            uint bits = (uint)random.Next() ^ ((uint)random.Next() << 16);
+            if (i % 4 == 0) bits = (bits & 0xFFFF0000u) | 0x8000u; // exact ties: round half to even
+            values[i] = BitConverter.UInt32BitsToSingle(bits);
+            if (float.IsNaN(values[i]) || float.IsInfinity(values[i])) values[i] = i;
+        }
+        var stored = new ushort[values.Length];
+        fixed (float* v = values)
+        fixed (ushort* o = stored)
+            for (int i = 0; i < values.Length; i += 16)
+            {
+                var vector = System.Runtime.Intrinsics.Vector512.Load(v + i);
+                KernelSupport.StoreBf16(o + i, vector);
+                var widened = KernelSupport.RoundBf16(vector);
+                for (int j = 0; j < 16; j++) Assert.Equal(KernelSupport.RoundBf16(values[i + j]), widened[j]);
+            }
+        for (int i = 0; i < values.Length; i++) Assert.Equal(KernelSupport.FloatToBf16(values[i]), stored[i]);
+    }
+
+    [Fact]
     public void GreedyDecodingGivesTheSameTokensWithAndWithoutTheKernels()
     {
         Runtime.TorchRuntime.EnsureInitialized();

@@ -134,7 +134,13 @@ internal static unsafe class CpuDecodeOps
                     {
                         // silu in fp32 vectors (exp dominates), then the two roundings per element as libtorch does them.
                         var g = Wide(gp, e, src + i);
-                        Avx512F.Store(silu, g / (Vector512<float>.One + Vector512.Exp(-g)));
+                        var activated = g / (Vector512<float>.One + Vector512.Exp(-g));
+                        if (e == Kind.Bf16)
+                        {
+                            StoreBf16((ushort*)yp + dst + i, KernelSupport.RoundBf16(activated) * Wide(gp, e, src + ffn + i));
+                            continue;
+                        }
+                        Avx512F.Store(silu, activated);
                         for (int j = 0; j < 16; j++) Store(yp, e, dst + i + j, Round(e, silu[j]) * Load(gp, e, src + ffn + i + j));
                     }
                 for (; i < ffn; i++)

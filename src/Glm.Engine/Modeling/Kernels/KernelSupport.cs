@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -66,7 +68,13 @@ internal static unsafe class KernelSupport
         var buffer = (float*)NativeMemory.Alloc((nuint)Math.Max(1, count), sizeof(float));
         byte* src = Data(x);
         if (x.dtype == ScalarType.Float32) Buffer.MemoryCopy(src, buffer, count * sizeof(float), count * sizeof(float));
-        else for (long i = 0; i < count; i++) buffer[i] = LoadAny(src, x.dtype, i);
+        else
+        {
+            long i = 0;
+            if (x.dtype == ScalarType.BFloat16 && Avx512F.IsSupported)
+                for (; i + 16 <= count; i += 16) Avx512F.Store(buffer + i, WidenBf16((ushort*)src + i));
+            for (; i < count; i++) buffer[i] = LoadAny(src, x.dtype, i);
+        }
         return buffer;
     }
 
@@ -82,8 +90,18 @@ internal static unsafe class KernelSupport
         byte* outp = Data(result);
         byte* bp = bias is null ? null : Data(bias);
         var biasType = bias?.dtype ?? ScalarType.Float32;
+        bool vector = Avx512F.IsSupported && dtype == ScalarType.BFloat16 && biasType != ScalarType.Float16;
         for (long r = 0; r < rows; r++)
-            for (long j = 0; j < n; j++)
+        {
+            long j = 0;
+            if (vector)
+                for (; j + 16 <= n; j += 16)
+                {
+                    var v = Avx512F.LoadVector512(y + r * n + j);
+                    if (bp != null) v += biasType == ScalarType.BFloat16 ? WidenBf16((ushort*)bp + j) : Avx512F.LoadVector512((float*)bp + j);
+                    StoreBf16((ushort*)outp + r * n + j, v);
+                }
+            for (; j < n; j++)
             {
                 float v = y[r * n + j];
                 if (bp != null) v += LoadAny(bp, biasType, j);
@@ -92,6 +110,30 @@ internal static unsafe class KernelSupport
                 else if (dtype == ScalarType.Float16) ((ushort*)outp)[at] = BitConverter.HalfToUInt16Bits((Half)v);
                 else ((float*)outp)[at] = v;
             }
+        }
         return result;
+    }
+
+    /// <summary>16 bf16 values at <paramref name="p"/> as fp32.</summary>
+    public static Vector512<float> WidenBf16(ushort* p) =>
+        Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(p)), 16).AsSingle();
+
+    /// <summary>
+    /// <paramref name="v"/> rounded to bf16 (nearest even, as <see cref="FloatToBf16"/>) and stored at <paramref name="p"/>. Finite
+    /// values and quiet NaNs round as libtorch does; a signalling-NaN pattern may come out as infinity.
+    /// </summary>
+    public static void StoreBf16(ushort* p, Vector512<float> v)
+    {
+        var bits = v.AsUInt32();
+        var rounded = bits + Vector512.Create(0x7FFFu) + (Avx512F.ShiftRightLogical(bits, 16) & Vector512<uint>.One);
+        Avx.Store(p, Avx512F.ConvertToVector256UInt16(Avx512F.ShiftRightLogical(rounded, 16)));
+    }
+
+    /// <summary><paramref name="v"/> rounded to bf16 and widened back: what storing an fp32 result into a bf16 tensor keeps.</summary>
+    public static Vector512<float> RoundBf16(Vector512<float> v)
+    {
+        var bits = v.AsUInt32();
+        var rounded = bits + Vector512.Create(0x7FFFu) + (Avx512F.ShiftRightLogical(bits, 16) & Vector512<uint>.One);
+        return (rounded & Vector512.Create(0xFFFF0000u)).AsSingle();
     }
 }
