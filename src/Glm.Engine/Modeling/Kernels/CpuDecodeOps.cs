@@ -53,10 +53,16 @@ internal static unsafe class CpuDecodeOps
         var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
+        bool vector = Avx512F.IsSupported && e == Kind.Bf16 && h % 16 == 0;
         ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             for (long r = r0; r < r1; r++)
             {
+                if (vector)
+                {
+                    Bf16RmsRow((ushort*)xp + r * h, (ushort*)wp, (ushort*)yp + r * h, h, epsilon, castBeforeWeight);
+                    continue;
+                }
                 float sum = 0;
                 for (long i = 0; i < h; i++) { float v = Load(xp, e, r * h + i); sum += v * v; }
                 float inv = 1f / MathF.Sqrt(sum / h + epsilon);
@@ -69,6 +75,25 @@ internal static unsafe class CpuDecodeOps
             }
         });
         return y;
+    }
+
+    /// <summary>One bf16 row of <see cref="TryRmsNorm"/> in 16-wide vectors (h a multiple of 16); same roundings.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Bf16RmsRow(ushort* x, ushort* w, ushort* y, long h, float epsilon, bool castBeforeWeight)
+    {
+        var squares = Vector512<float>.Zero;
+        for (long i = 0; i < h; i += 16)
+        {
+            var v = WidenBf16(x + i);
+            squares = Avx512F.FusedMultiplyAdd(v, v, squares);
+        }
+        var inv = Vector512.Create(1f / MathF.Sqrt(Vector512.Sum(squares) / h + epsilon));
+        for (long i = 0; i < h; i += 16)
+        {
+            var normed = WidenBf16(x + i) * inv;
+            var weight = WidenBf16(w + i);
+            StoreBf16(y + i, castBeforeWeight ? weight * KernelSupport.RoundBf16(normed) : weight * normed);
+        }
     }
 
     /// <summary>
@@ -179,7 +204,7 @@ internal static unsafe class CpuDecodeOps
         long qs0 = q.stride(0), qs1 = q.stride(1), ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
         long vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2), perGroup = heads / groups;
         long work = b * heads * t * d;
-        ForRowRanges(b * heads, ThreadCount(), small: work < (1L << 20), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
+        ForRowRanges(b * heads, ThreadCount(), small: work < (1L << 17), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             float* buffer = (float*)NativeMemory.Alloc((nuint)(2 * d + t), sizeof(float));
             try
