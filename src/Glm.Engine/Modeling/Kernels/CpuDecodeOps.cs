@@ -16,7 +16,7 @@ namespace Glm.Engine.Modeling.Kernels;
 /// where libtorch does (half-precision ops compute in fp32 and round their result), so outputs match the libtorch path to the last bit
 /// except where a reduction's summation order differs (RMSNorm's mean) or a transcendental is evaluated by another library
 /// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp16/fp32 tensors of at most
-/// <see cref="MaxElements"/> elements with no autograd; otherwise the Try methods return null/false and callers use libtorch.
+/// <see cref="MaxRows"/> rows of at most <see cref="MaxRowLength"/> elements with no autograd; otherwise the Try methods return null/false and callers use libtorch.
 /// </summary>
 internal static unsafe class CpuDecodeOps
 {
@@ -294,15 +294,13 @@ internal static unsafe class CpuDecodeOps
         return true;
     }
 
-    /// <summary>16 elements from element index <paramref name="i"/> of a bf16, fp16 or fp32 buffer, as fp32 (fp16 widened
-    /// with integer ops as in <see cref="CpuGemv"/>: finite values only).</summary>
+    /// <summary>16 elements from element index <paramref name="i"/> of a bf16, fp16 or fp32 buffer, as fp32 (fp16: finite
+    /// values only, see <see cref="KernelSupport.WidenHalf"/>).</summary>
     private static Vector512<float> Wide(byte* p, Kind e, long i)
     {
         if (e == Kind.Fp32) return Avx512F.LoadVector512((float*)p + i);
         var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)p + i));
-        if (e == Kind.Bf16) return Avx512F.ShiftLeftLogical(h, 16).AsSingle();
-        var magnitude = (Avx512F.ShiftLeftLogical(h & Vector512.Create(0x7FFFu), 13).AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32();
-        return Avx512F.Or(magnitude, Avx512F.ShiftLeftLogical(h & Vector512.Create(0x8000u), 16)).AsSingle();
+        return e == Kind.Bf16 ? Avx512F.ShiftLeftLogical(h, 16).AsSingle() : WidenHalf(h);
     }
 
     /// <summary>Element type of a tensor these loops read and write.</summary>

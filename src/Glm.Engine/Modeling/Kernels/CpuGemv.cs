@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using Glm.Engine.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -41,26 +39,8 @@ internal static unsafe class CpuGemv
 
         if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
 
-        // x and y cross into managed fp32 buffers here: the casts, the bias add and the output rounding are one pass each
-        // instead of four libtorch ops per layer and token.
-        using var xc = x.contiguous();
-        float* xp = WidenToNative(xc);
-        float* yp = (float*)NativeMemory.Alloc((nuint)(rows * n), sizeof(float));
-        try
-        {
-            byte* wp = Data(weight);
-            long t = DecodeProfiler.Start();
-            ForRowRanges(n, ThreadCount(Threads), small: n < 256, (r0, r1) => Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1));
-            DecodeProfiler.Stop(DecodeSection.GemvInnerLoops, t);
-            var shape = x.shape.ToArray();
-            shape[^1] = n;
-            return FinishRows(yp, rows, n, bias, x.dtype, shape);
-        }
-        finally
-        {
-            NativeMemory.Free(xp);
-            NativeMemory.Free(yp);
-        }
+        byte* wp = Data(weight);
+        return LinearThroughBuffers(x, n, bias, ThreadCount(Threads), (xp, yp, r0, r1) => Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1));
     }
 
     private static void Run(ScalarType wt, byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
@@ -85,8 +65,8 @@ internal static unsafe class CpuGemv
                 for (long i = 0; i < k; i += 32)
                 {
                     // bf16 → fp32 is the 16 bits shifted into the high half of a 32-bit lane.
-                    var lo = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i)), 16).AsSingle();
-                    var hi = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)), 16).AsSingle();
+                    var lo = WidenBf16(row + i);
+                    var hi = WidenBf16(row + i + 16);
                     acc0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(xm + i), acc0);
                     acc1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(xm + i + 16), acc1);
                 }
@@ -128,22 +108,12 @@ internal static unsafe class CpuGemv
         }
     }
 
-    /// <summary>16 fp16 bit patterns (zero-extended to 32 bits) as fp32; see <see cref="Fp16"/>.</summary>
-    private static Vector512<float> WidenHalf(Vector512<uint> h) =>
-        Avx512F.Or((Avx512F.ShiftLeftLogical(h & Vector512.Create(0x7FFFu), 13).AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32(),
-            Avx512F.ShiftLeftLogical(h & Vector512.Create(0x8000u), 16)).AsSingle();
-
     /// <summary>
-    /// fp16 weights. .NET has no F16C intrinsics, so the widening is done with integer ops: the 15 magnitude bits shifted into
-    /// an fp32 pattern and multiplied by 2¹¹² (exact for normal and subnormal halves), then the sign OR'd back. Checkpoint
-    /// weights are finite; a half inf/NaN would read as ±65536·(1 + m) here.
+    /// fp16 weights, widened with integer ops (<see cref="KernelSupport.WidenHalf"/>; checkpoint weights are finite).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Fp16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
-        var magnitude = Vector512.Create(0x7FFFu);
-        var signBit = Vector512.Create(0x8000u);
-        var rebias = Vector512.Create(0x77800000u).AsSingle(); // 2^112
         for (long r = r0; r < r1; r++)
         {
             ushort* row = (ushort*)w + r * k;
@@ -154,10 +124,8 @@ internal static unsafe class CpuGemv
                 var acc1 = Vector512<float>.Zero;
                 for (long i = 0; i < k; i += 32)
                 {
-                    var h0 = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i));
-                    var h1 = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16));
-                    var f0 = Avx512F.Or((Avx512F.ShiftLeftLogical(h0 & magnitude, 13).AsSingle() * rebias).AsUInt32(), Avx512F.ShiftLeftLogical(h0 & signBit, 16)).AsSingle();
-                    var f1 = Avx512F.Or((Avx512F.ShiftLeftLogical(h1 & magnitude, 13).AsSingle() * rebias).AsUInt32(), Avx512F.ShiftLeftLogical(h1 & signBit, 16)).AsSingle();
+                    var f0 = WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i)));
+                    var f1 = WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)));
                     acc0 = Avx512F.FusedMultiplyAdd(f0, Avx512F.LoadVector512(xm + i), acc0);
                     acc1 = Avx512F.FusedMultiplyAdd(f1, Avx512F.LoadVector512(xm + i + 16), acc1);
                 }

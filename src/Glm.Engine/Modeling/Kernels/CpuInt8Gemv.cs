@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using Glm.Engine.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -47,26 +45,10 @@ internal static unsafe class CpuInt8Gemv
 
         if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
 
-        using var xc = x.contiguous();
-        float* xp = WidenToNative(xc);
-        float* yp = (float*)NativeMemory.Alloc((nuint)(rows * n), sizeof(float));
-        try
-        {
-            sbyte* wp = (sbyte*)Data(q);
-            float* sp = (float*)Data(scale);
-            bool avx = UseAvx512 && Avx512F.IsSupported;
-            long t = DecodeProfiler.Start();
-            ForRowRanges(n, ThreadCount(Threads), small: n < 256, (r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
-            DecodeProfiler.Stop(DecodeSection.GemvInnerLoops, t);
-            var shape = x.shape.ToArray();
-            shape[^1] = n;
-            return FinishRows(yp, rows, n, bias, x.dtype, shape);
-        }
-        finally
-        {
-            NativeMemory.Free(xp);
-            NativeMemory.Free(yp);
-        }
+        sbyte* wp = (sbyte*)Data(q);
+        float* sp = (float*)Data(scale);
+        bool avx = UseAvx512 && Avx512F.IsSupported;
+        return LinearThroughBuffers(x, n, bias, ThreadCount(Threads), (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
     }
 
     private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)

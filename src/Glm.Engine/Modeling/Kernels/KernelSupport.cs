@@ -34,6 +34,38 @@ internal static unsafe class KernelSupport
         });
     }
 
+    /// <summary>Computes fp32 outputs y[m·n + r] for weight rows [r0, r1) from fp32 inputs x[m·k + i].</summary>
+    public delegate void RowKernel(float* x, float* y, long r0, long r1);
+
+    /// <summary>
+    /// The shared shape of the decode GEMVs: <paramref name="x"/> [..., k] (bf16/fp16/fp32) is widened into a native fp32
+    /// buffer, <paramref name="kernel"/> fills y [rows, n] over weight rows split across <paramref name="threads"/>, and the
+    /// result comes back as [..., n] in x's dtype with <paramref name="bias"/> added — the casts, the bias add and the output
+    /// rounding are one pass each instead of four libtorch ops per layer and token. The caller has checked x and bias with
+    /// <see cref="IsFloatDType"/>.
+    /// </summary>
+    public static Tensor LinearThroughBuffers(Tensor x, long n, Tensor? bias, int threads, RowKernel kernel)
+    {
+        long k = x.shape[^1], rows = x.NumberOfElements / k;
+        using var xc = x.contiguous();
+        float* xp = WidenToNative(xc);
+        float* yp = (float*)NativeMemory.Alloc((nuint)(rows * n), sizeof(float));
+        try
+        {
+            long t = Diagnostics.DecodeProfiler.Start();
+            ForRowRanges(n, threads, small: n < 256, (r0, r1) => kernel(xp, yp, r0, r1));
+            Diagnostics.DecodeProfiler.Stop(Diagnostics.DecodeSection.GemvInnerLoops, t);
+            var shape = x.shape.ToArray();
+            shape[^1] = n;
+            return FinishRows(yp, rows, n, bias, x.dtype, shape);
+        }
+        finally
+        {
+            NativeMemory.Free(xp);
+            NativeMemory.Free(yp);
+        }
+    }
+
     /// <summary>bf16 bits → fp32 (the 16 bits are the high half of the fp32 pattern).</summary>
     public static float Bf16ToFloat(ushort bits) => BitConverter.UInt32BitsToSingle((uint)bits << 16);
 
@@ -113,6 +145,15 @@ internal static unsafe class KernelSupport
         }
         return result;
     }
+
+    /// <summary>
+    /// 16 fp16 bit patterns (zero-extended to 32 bits) as fp32. .NET has no F16C intrinsics, so: the 15 magnitude bits shifted
+    /// into an fp32 pattern and multiplied by 2¹¹² (exact for normal and subnormal halves), then the sign OR'd back. Finite
+    /// values only: a half inf/NaN reads as ±65536·(1 + m).
+    /// </summary>
+    public static Vector512<float> WidenHalf(Vector512<uint> h) =>
+        Avx512F.Or((Avx512F.ShiftLeftLogical(h & Vector512.Create(0x7FFFu), 13).AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32(),
+            Avx512F.ShiftLeftLogical(h & Vector512.Create(0x8000u), 16)).AsSingle();
 
     /// <summary>16 bf16 values at <paramref name="p"/> as fp32.</summary>
     public static Vector512<float> WidenBf16(ushort* p) =>
