@@ -53,6 +53,9 @@ public static class ChunkFilterTranslator
 
     private sealed class State(ParameterExpression record)
     {
+        private const string Store = "SQLite";
+        private readonly RecordFilterReader _reader = new(record);
+
         public List<string> Sql { get; } = [];
         public List<(string Name, object? Value)> Parameters { get; } = [];
 
@@ -124,39 +127,10 @@ public static class ChunkFilterTranslator
             : throw new NotSupportedException($"filter on '{field.Name}'{(node is null ? "" : $" in '{node}'")} is not supported; "
                 + $"expected a data field of {nameof(KnowledgeChunk)} ({string.Join(", ", Columns.Keys)}) or {nameof(KnowledgeChunk.Key)} with ==");
 
-        /// <summary>The record property that <paramref name="e"/> reads (through conversions), or null when it does not read one directly.</summary>
-        private MemberInfo? Field(Expression e)
-        {
-            while (e is UnaryExpression { NodeType: ExpressionType.Convert or ExpressionType.ConvertChecked } u) e = u.Operand;
-            return e is MemberExpression { Expression: var owner, Member: PropertyInfo p } && owner == record ? p : null;
-        }
+        private MemberInfo? Field(Expression e) => _reader.Field(e);
 
-        /// <summary>Evaluates a sub-expression that must not read the record (constants, captured variables, computations on them).</summary>
-        private object? Value(Expression e, Expression whole)
-        {
-            if (new RecordFinder(record).Finds(e)) throw Unsupported(whole, $"'{e}' reads the record where a value was expected");
-            return e is ConstantExpression c ? c.Value : Expression.Lambda(e).Compile(preferInterpretation: true).DynamicInvoke();
-        }
+        private object? Value(Expression e, Expression whole) => _reader.Value(e, whole, Store);
 
-        private static NotSupportedException Unsupported(Expression node, string? why) => new(
-            $"filter expression '{node}' ({node.NodeType}) is not supported by the SQLite knowledge-base collection"
-            + (why is null ? "" : $": {why}") + "; supported: r.Field == value, &&, values.Contains(r.Field), r.StringField.Contains(text)");
-    }
-
-    private sealed class RecordFinder(ParameterExpression record) : ExpressionVisitor
-    {
-        private bool _found;
-
-        public bool Finds(Expression e)
-        {
-            Visit(e);
-            return _found;
-        }
-
-        protected override Expression VisitParameter(ParameterExpression node)
-        {
-            _found |= node == record;
-            return node;
-        }
+        private static NotSupportedException Unsupported(Expression node, string? why) => RecordFilterReader.Unsupported(node, why, Store);
     }
 }

@@ -41,6 +41,9 @@ public static class QdrantChunkFilterTranslator
 
     private sealed class State(ParameterExpression record)
     {
+        private const string Store = "Qdrant";
+        private readonly RecordFilterReader _reader = new(record);
+
         public List<(string Key, object Value)> Must { get; } = [];
         public bool MatchesNothing { get; private set; }
 
@@ -98,37 +101,10 @@ public static class QdrantChunkFilterTranslator
         private static string PayloadField(MemberInfo field, Expression node) => PayloadFields.TryGetValue(field.Name, out var name) ? name
             : throw Unsupported(node, $"'{field.Name}' is not a data field or the key of {nameof(KnowledgeChunk)} (expected one of {string.Join(", ", PayloadFields.Keys)})");
 
-        private MemberInfo? Field(Expression e)
-        {
-            while (e is UnaryExpression { NodeType: ExpressionType.Convert or ExpressionType.ConvertChecked } u) e = u.Operand;
-            return e is MemberExpression { Expression: var owner, Member: PropertyInfo p } && owner == record ? p : null;
-        }
+        private MemberInfo? Field(Expression e) => _reader.Field(e);
 
-        private object? Value(Expression e, Expression whole)
-        {
-            if (new RecordFinder(record).Finds(e)) throw Unsupported(whole, $"'{e}' reads the record where a value was expected");
-            return e is ConstantExpression c ? c.Value : Expression.Lambda(e).Compile(preferInterpretation: true).DynamicInvoke();
-        }
+        private object? Value(Expression e, Expression whole) => _reader.Value(e, whole, Store);
 
-        private static NotSupportedException Unsupported(Expression node, string? why) => new(
-            $"filter expression '{node}' ({node.NodeType}) is not supported by the Qdrant knowledge-base collection"
-            + (why is null ? "" : $": {why}") + "; supported: r.Field == value, &&, values.Contains(r.Field), r.StringField.Contains(text)");
-    }
-
-    private sealed class RecordFinder(ParameterExpression record) : ExpressionVisitor
-    {
-        private bool _found;
-
-        public bool Finds(Expression e)
-        {
-            Visit(e);
-            return _found;
-        }
-
-        protected override Expression VisitParameter(ParameterExpression node)
-        {
-            _found |= node == record;
-            return node;
-        }
+        private static NotSupportedException Unsupported(Expression node, string? why) => RecordFilterReader.Unsupported(node, why, Store);
     }
 }
