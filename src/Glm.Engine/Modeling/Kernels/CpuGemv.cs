@@ -45,92 +45,60 @@ internal static unsafe class CpuGemv
 
     private static void Run(ScalarType wt, byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
-        if (rows > 1 && wt != ScalarType.Float32) HalfMultiRow(wt == ScalarType.BFloat16, w, x, y, rows, k, n, r0, r1);
-        else if (wt == ScalarType.BFloat16) Bf16(w, x, y, rows, k, n, r0, r1);
-        else if (wt == ScalarType.Float16) Fp16(w, x, y, rows, k, n, r0, r1);
-        else F32((float*)w, x, y, rows, k, n, r0, r1);
+        if (wt == ScalarType.Float32) F32((float*)w, x, y, rows, k, n, r0, r1);
+        else if (rows == 1) HalfSingleRow(wt == ScalarType.BFloat16, w, x, y, k, r0, r1);
+        else HalfMultiRow(wt == ScalarType.BFloat16, w, x, y, rows, k, n, r0, r1);
     }
 
+    /// <summary>
+    /// One input row with bf16 or fp16 weights: bf16 → fp32 is the 16 bits shifted into the high half of a 32-bit lane; fp16 is
+    /// widened with integer ops (<see cref="KernelSupport.WidenHalf"/>; checkpoint weights are finite). Two accumulators over
+    /// 32 weights per pass.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Bf16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
+    private static void HalfSingleRow(bool bf16, byte* w, float* x, float* y, long k, long r0, long r1)
     {
         for (long r = r0; r < r1; r++)
         {
             ushort* row = (ushort*)w + r * k;
-            for (int m = 0; m < rows; m++)
+            var acc0 = Vector512<float>.Zero;
+            var acc1 = Vector512<float>.Zero;
+            for (long i = 0; i < k; i += 32)
             {
-                float* xm = x + m * k;
-                var acc0 = Vector512<float>.Zero;
-                var acc1 = Vector512<float>.Zero;
-                for (long i = 0; i < k; i += 32)
-                {
-                    // bf16 → fp32 is the 16 bits shifted into the high half of a 32-bit lane.
-                    var lo = WidenBf16(row + i);
-                    var hi = WidenBf16(row + i + 16);
-                    acc0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(xm + i), acc0);
-                    acc1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(xm + i + 16), acc1);
-                }
-                y[m * n + r] = Vector512.Sum(acc0 + acc1);
+                var lo = bf16 ? WidenBf16(row + i) : WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i)));
+                var hi = bf16 ? WidenBf16(row + i + 16) : WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)));
+                acc0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(x + i), acc0);
+                acc1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(x + i + 16), acc1);
             }
+            y[r] = Vector512.Sum(acc0 + acc1);
         }
     }
 
     /// <summary>
-    /// Several input rows with bf16/fp16 weights: each 16-weight block is widened once per group of four rows and multiplied
-    /// into each row's accumulator (widening per row made a 4-row step cost four single-row steps). Groups run inside the
-    /// weight-row loop, so a weight row (a few KB) is fetched from memory once and re-read from L1 by the next group.
+    /// 2–4 input rows with bf16/fp16 weights: each 16-weight block is widened once and multiplied into every row's accumulator
+    /// (widening per row made a 4-row step cost four single-row steps).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void HalfMultiRow(bool bf16, byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
+        float* x0 = x, x1 = x + k, x2 = x + 2 * k, x3 = x + 3 * k;
         for (long r = r0; r < r1; r++)
         {
             ushort* row = (ushort*)w + r * k;
-            for (int m0 = 0; m0 < rows; m0 += 4)
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (long i = 0; i < k; i += 16)
             {
-                int group = Math.Min(4, rows - m0);
-                float* x0 = x + m0 * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
-                Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                for (long i = 0; i < k; i += 16)
-                {
-                    var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i));
-                    var wv = bf16 ? Avx512F.ShiftLeftLogical(h, 16).AsSingle() : WidenHalf(h);
-                    a0 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x0 + i), a0);
-                    if (group > 1) a1 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x1 + i), a1);
-                    if (group > 2) a2 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x2 + i), a2);
-                    if (group > 3) a3 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x3 + i), a3);
-                }
-                y[m0 * n + r] = Vector512.Sum(a0);
-                if (group > 1) y[(m0 + 1) * n + r] = Vector512.Sum(a1);
-                if (group > 2) y[(m0 + 2) * n + r] = Vector512.Sum(a2);
-                if (group > 3) y[(m0 + 3) * n + r] = Vector512.Sum(a3);
+                var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i));
+                var wv = bf16 ? Avx512F.ShiftLeftLogical(h, 16).AsSingle() : WidenHalf(h);
+                a0 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x0 + i), a0);
+                a1 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x1 + i), a1);
+                if (rows > 2) a2 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x2 + i), a2);
+                if (rows > 3) a3 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x3 + i), a3);
             }
-        }
-    }
-
-    /// <summary>
-    /// fp16 weights, widened with integer ops (<see cref="KernelSupport.WidenHalf"/>; checkpoint weights are finite).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Fp16(byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
-    {
-        for (long r = r0; r < r1; r++)
-        {
-            ushort* row = (ushort*)w + r * k;
-            for (int m = 0; m < rows; m++)
-            {
-                float* xm = x + m * k;
-                var acc0 = Vector512<float>.Zero;
-                var acc1 = Vector512<float>.Zero;
-                for (long i = 0; i < k; i += 32)
-                {
-                    var f0 = WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i)));
-                    var f1 = WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)));
-                    acc0 = Avx512F.FusedMultiplyAdd(f0, Avx512F.LoadVector512(xm + i), acc0);
-                    acc1 = Avx512F.FusedMultiplyAdd(f1, Avx512F.LoadVector512(xm + i + 16), acc1);
-                }
-                y[m * n + r] = Vector512.Sum(acc0 + acc1);
-            }
+            y[r] = Vector512.Sum(a0);
+            y[n + r] = Vector512.Sum(a1);
+            if (rows > 2) y[2 * n + r] = Vector512.Sum(a2);
+            if (rows > 3) y[3 * n + r] = Vector512.Sum(a3);
         }
     }
 
