@@ -18,7 +18,7 @@ namespace Glm.Engine.Modeling.Kernels;
 /// (SwiGLU's exp) — both are fp32-ulp differences before the bf16 rounding. Applies to CPU bf16/fp16/fp32 tensors of at most
 /// <see cref="MaxRows"/> rows of at most <see cref="MaxRowLength"/> elements with no autograd; otherwise the Try methods return null/false and callers use libtorch.
 /// </summary>
-internal static unsafe class CpuDecodeOps
+internal static unsafe partial class CpuDecodeOps
 {
     /// <summary>Most rows handled (decode steps of up to this many streams). The loops are scalar per element (≈ 4–7 ns), which
     /// beats libtorch's per-op dispatch at a few rows; at 16 rows libtorch's vectorised ops win again (glm4-bench, 16 streams:
@@ -179,74 +179,6 @@ internal static unsafe class CpuDecodeOps
     }
 
     /// <summary>
-    /// Attention of one new token over the cache with grouped KV heads (query head h reads KV head h / (heads / kvHeads)), as
-    /// <c>ChatGlmBlock.Attention</c>'s decode branch computes it: scores q·k rounded, scaled and rounded (bf16/fp16), softmax in fp32,
-    /// probabilities rounded, then Σ p·v accumulated in fp32 and rounded once. <paramref name="q"/> [b, heads, 1, d] and
-    /// <paramref name="k"/>/<paramref name="v"/> [b, kvHeads, t, d] may be strided views (last dim contiguous). Heads are split
-    /// over threads when the cache is long. An optional prefix <paramref name="mask"/> [b, 1, 1, t] limits each row to its own
-    /// first keys (ragged rows of the batch scheduler). Null when not applicable (another mask shape, non-CPU, no AVX-512, d not
-    /// a multiple of 16).
-    /// </summary>
-    public static Tensor? TryAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? mask = null)
-    {
-        if (!Enabled || !Avx512F.IsSupported || q.device_type != DeviceType.CPU || q.requires_grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return null;
-        if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float16 && q.dtype != ScalarType.Float32)) return null;
-        long b = q.shape[0], heads = q.shape[1], d = q.shape[3], groups = k.shape[1], t = k.shape[2];
-        if (q.shape[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || k.shape[0] != b || v.shape[0] != b || v.shape[1] != groups ||
-            v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
-            return null;
-        if (b > MaxRows) return null;
-        var lengths = new long[b];
-        if (!PrefixLengths(mask, b, t, lengths)) return null;
-        var e = KindOf(q.dtype);
-        var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
-        byte* qp = Data(q), kp = Data(k), vp = Data(v), yp = Data(y);
-        long qs0 = q.stride(0), qs1 = q.stride(1), ks0 = k.stride(0), ks1 = k.stride(1), ks2 = k.stride(2);
-        long vs0 = v.stride(0), vs1 = v.stride(1), vs2 = v.stride(2), perGroup = heads / groups;
-        long work = b * heads * t * d;
-        ForRowRanges(b * heads, ThreadCount(), small: work < (1L << 17), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
-        {
-            float* buffer = (float*)NativeMemory.Alloc((nuint)(2 * d + t), sizeof(float));
-            try
-            {
-                float* qf = buffer, acc = buffer + d, scores = buffer + 2 * d;
-                for (long item = first; item < end; item++)
-                {
-                    long r = item / heads, head = item % heads, g = head / perGroup, seen = lengths[r];
-                    for (long i = 0; i < d; i++) qf[i] = Load(qp, e, r * qs0 + head * qs1 + i);
-                    long kBase = r * ks0 + g * ks1, vBase = r * vs0 + g * vs1;
-                    float max = float.NegativeInfinity;
-                    for (long j = 0; j < seen; j++)
-                    {
-                        long row = kBase + j * ks2;
-                        var sum = Vector512<float>.Zero;
-                        for (long i = 0; i < d; i += 16) sum = Avx512F.FusedMultiplyAdd(Wide(kp, e, row + i), Avx512F.LoadVector512(qf + i), sum);
-                        float score = Vector512.Sum(sum);
-                        score = Round(e, Round(e, score) * scale);
-                        scores[j] = score;
-                        if (score > max) max = score;
-                    }
-                    float total = 0;
-                    for (long j = 0; j < seen; j++) { scores[j] = MathF.Exp(scores[j] - max); total += scores[j]; }
-                    for (long i = 0; i < d; i++) acc[i] = 0;
-                    for (long j = 0; j < seen; j++)
-                    {
-                        float pj = scores[j] / total;
-                        var p = Vector512.Create(Round(e, pj));
-                        long row = vBase + j * vs2;
-                        for (long i = 0; i < d; i += 16)
-                            Avx512F.Store(acc + i, Avx512F.FusedMultiplyAdd(Wide(vp, e, row + i), p, Avx512F.LoadVector512(acc + i)));
-                    }
-                    long outBase = item * d;
-                    for (long i = 0; i < d; i++) Store(yp, e, outBase + i, acc[i]);
-                }
-            }
-            finally { NativeMemory.Free(buffer); }
-        });
-        return y;
-    }
-
-    /// <summary>
     /// Writes one token per row into a KV cache: <paramref name="cache"/> [B, g, capacity, d] (contiguous) at
     /// cache[r, :, positions[r], :] ← <paramref name="source"/>[r, :, 0, :] for r &lt; rows; <paramref name="source"/> [rows, g, 1, d]
     /// may be a strided view (last dim contiguous). What <c>scatter_</c> along the position dim does, as row copies without
@@ -269,28 +201,6 @@ internal static unsafe class CpuDecodeOps
         for (int r = 0; r < rows; r++)
             for (long g = 0; g < groups; g++)
                 Buffer.MemoryCopy(src + (r * s0 + g * s1) * size, dst + (((r * groups) + g) * capacity + pos[r]) * d * size, d * size, d * size);
-        return true;
-    }
-
-    /// <summary>
-    /// Keys each row may see: all <paramref name="t"/> without a mask; with a bool mask [b, 1, 1, t] it must be a prefix
-    /// (true…true false…false, at least one true — what the batch scheduler builds for ragged rows); false otherwise.
-    /// </summary>
-    private static bool PrefixLengths(Tensor? mask, long b, long t, long[] lengths)
-    {
-        if (mask is null) { Array.Fill(lengths, t); return true; }
-        if (mask.dtype != ScalarType.Bool || mask.device_type != DeviceType.CPU || !mask.is_contiguous() || mask.dim() != 4 ||
-            mask.shape[0] != b || mask.shape[1] != 1 || mask.shape[2] != 1 || mask.shape[3] != t)
-            return false;
-        byte* m = Data(mask);
-        for (long r = 0; r < b; r++)
-        {
-            long n = 0;
-            while (n < t && m[r * t + n] != 0) n++;
-            for (long j = n; j < t; j++) if (m[r * t + j] != 0) return false;
-            if (n == 0) return false;
-            lengths[r] = n;
-        }
         return true;
     }
 

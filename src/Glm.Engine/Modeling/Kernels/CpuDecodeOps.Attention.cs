@@ -1,0 +1,203 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+internal static unsafe partial class CpuDecodeOps
+{
+    /// <summary>Keys per block of the p·V pass: a block of V rows (32 KiB in bf16 at d = 128) stays in L1 while every query
+    /// head of the group reads it.</summary>
+    private const long ValueBlock = 128;
+
+    /// <summary>
+    /// Attention of one new token over the cache with grouped KV heads (query head h reads KV head h / (heads / kvHeads)), as
+    /// <c>ChatGlmBlock.Attention</c>'s decode branch computes it: scores q·k rounded, scaled and rounded (bf16/fp16), softmax in fp32,
+    /// probabilities rounded, then Σ p·v accumulated in fp32 and rounded once. <paramref name="q"/> [b, heads, 1, d] and
+    /// <paramref name="k"/>/<paramref name="v"/> [b, kvHeads, t, d] may be strided views (last dim contiguous). An optional prefix
+    /// <paramref name="mask"/> [b, 1, 1, t] limits each row to its own first keys (ragged rows of the batch scheduler). Null when
+    /// not applicable (another mask shape, non-CPU, no AVX-512, d not a multiple of 16).
+    /// Long contexts are bound by reading the cache, so each work item is one KV group with all the query heads that share it
+    /// (6 for GLM-4): a K row is widened once for all of them and V is walked in L1-sized blocks that every head reads; softmax
+    /// runs 16 scores at a time. The fp32 summation order differs from libtorch's (ulps before the final rounding).
+    /// </summary>
+    public static Tensor? TryAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? mask = null)
+    {
+        if (!Enabled || !Avx512F.IsSupported || q.device_type != DeviceType.CPU || q.requires_grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return null;
+        if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float16 && q.dtype != ScalarType.Float32)) return null;
+        long b = q.shape[0], heads = q.shape[1], d = q.shape[3], groups = k.shape[1], t = k.shape[2];
+        if (q.shape[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || k.shape[0] != b || v.shape[0] != b || v.shape[1] != groups ||
+            v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
+            return null;
+        if (b > MaxRows) return null;
+        var lengths = new long[b];
+        if (!PrefixLengths(mask, b, t, lengths)) return null;
+        var e = KindOf(q.dtype);
+        var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
+        var s = new Strides(Data(q), Data(k), Data(v), Data(y), q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
+            v.stride(0), v.stride(1), v.stride(2), d, heads);
+        int threads = ThreadCount();
+        long perGroup = heads / groups, slices = GroupSlices(b * groups, perGroup, threads), headsPerItem = perGroup / slices;
+        long itemsPerRow = groups * slices;
+        ForRowRanges(b * itemsPerRow, threads, small: b * heads * t * d < (1L << 17), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
+        {
+            float* buffer = (float*)NativeMemory.Alloc((nuint)(headsPerItem * (2 * d + t) + d), sizeof(float));
+            try
+            {
+                for (long item = first; item < end; item++)
+                {
+                    long r = item / itemsPerRow, g = item % itemsPerRow / slices;
+                    long firstHead = g * perGroup + item % slices * headsPerItem;
+                    AttendGroup(s, e, r, g, firstHead, headsPerItem, lengths[r], scale, buffer);
+                }
+            }
+            finally { NativeMemory.Free(buffer); }
+        });
+        return y;
+    }
+
+    /// <summary>Base pointers and element strides of q, k, v and the output.</summary>
+    private readonly struct Strides(byte* q, byte* k, byte* v, byte* y, long q0, long q1, long k0, long k1, long k2,
+        long v0, long v1, long v2, long d, long heads)
+    {
+        public readonly byte* Q = q, K = k, V = v, Y = y;
+        public readonly long Q0 = q0, Q1 = q1, K0 = k0, K1 = k1, K2 = k2, V0 = v0, V1 = v1, V2 = v2, D = d, Heads = heads;
+    }
+
+    /// <summary>How many parts each group's query heads are split into: 1 unless there are fewer groups than threads (then
+    /// the smallest divisor of <paramref name="perGroup"/> that gives every thread an item, so K/V are shared as much as possible).</summary>
+    private static long GroupSlices(long groupItems, long perGroup, int threads)
+    {
+        for (long slices = 1; slices < perGroup; slices++)
+            if (perGroup % slices == 0 && groupItems * slices >= threads) return slices;
+        return perGroup;
+    }
+
+    /// <summary>Attention of query heads [firstHead, firstHead + count) of row r over the first <paramref name="seen"/> keys of KV group g.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AttendGroup(in Strides s, Kind e, long r, long g, long firstHead, long count, long seen, float scale, float* buffer)
+    {
+        long d = s.D;
+        float* qf = buffer, acc = buffer + count * d, kf = acc + count * d, scores = kf + d;
+        for (long h = 0; h < count; h++)
+            for (long i = 0; i < d; i++) qf[h * d + i] = Load(s.Q, e, r * s.Q0 + (firstHead + h) * s.Q1 + i);
+
+        // Scores: each K row widened once, then dotted with every head's query.
+        long kBase = r * s.K0 + g * s.K1;
+        for (long j = 0; j < seen; j++)
+        {
+            long row = kBase + j * s.K2;
+            for (long i = 0; i < d; i += 16) Avx512F.Store(kf + i, Wide(s.K, e, row + i));
+            for (long h = 0; h < count; h++)
+            {
+                float* qh = qf + h * d;
+                Vector512<float> a = Vector512<float>.Zero, c = Vector512<float>.Zero;
+                long i = 0;
+                for (; i + 32 <= d; i += 32)
+                {
+                    a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i), Avx512F.LoadVector512(qh + i), a);
+                    c = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i + 16), Avx512F.LoadVector512(qh + i + 16), c);
+                }
+                if (i < d) a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i), Avx512F.LoadVector512(qh + i), a);
+                scores[h * seen + j] = Vector512.Sum(a + c);
+            }
+        }
+        for (long h = 0; h < count; h++) Softmax(scores + h * seen, seen, scale, e);
+
+        // Σ p·v: blocks of V rows read by every head while they are in L1.
+        for (long i = 0; i < count * d; i++) acc[i] = 0;
+        long vBase = r * s.V0 + g * s.V1;
+        for (long j0 = 0; j0 < seen; j0 += ValueBlock)
+        {
+            long j1 = Math.Min(seen, j0 + ValueBlock);
+            for (long h = 0; h < count; h++)
+            {
+                float* p = scores + h * seen, ah = acc + h * d;
+                for (long i = 0; i < d; i += 16)
+                {
+                    Vector512<float> a0 = Avx512F.LoadVector512(ah + i), a1 = Vector512<float>.Zero;
+                    long j = j0;
+                    for (; j + 2 <= j1; j += 2)
+                    {
+                        a0 = Avx512F.FusedMultiplyAdd(Wide(s.V, e, vBase + j * s.V2 + i), Vector512.Create(p[j]), a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Wide(s.V, e, vBase + (j + 1) * s.V2 + i), Vector512.Create(p[j + 1]), a1);
+                    }
+                    if (j < j1) a0 = Avx512F.FusedMultiplyAdd(Wide(s.V, e, vBase + j * s.V2 + i), Vector512.Create(p[j]), a0);
+                    Avx512F.Store(ah + i, a0 + a1);
+                }
+            }
+        }
+        for (long h = 0; h < count; h++)
+        {
+            long outBase = (r * s.Heads + firstHead + h) * d;
+            for (long i = 0; i < d; i++) Store(s.Y, e, outBase + i, acc[h * d + i]);
+        }
+    }
+
+    /// <summary>
+    /// Raw dot products → probabilities in place, with the reference's roundings: score rounded, scaled and rounded again, softmax
+    /// in fp32 (max-subtracted exp, sum, divide), probability rounded. bf16 and fp32 go 16 scores at a time, fp16 element-wise.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Softmax(float* x, long n, float scale, Kind e)
+    {
+        var vScale = Vector512.Create(scale);
+        var vMax = Vector512.Create(float.NegativeInfinity);
+        long body = e == Kind.Fp16 ? 0 : n & ~15L;
+        for (long j = 0; j < body; j += 16)
+        {
+            var v = Avx512F.LoadVector512(x + j);
+            v = e == Kind.Bf16 ? RoundBf16(RoundBf16(v) * vScale) : v * vScale;
+            Avx512F.Store(x + j, v);
+            vMax = Avx512F.Max(vMax, v);
+        }
+        float max = float.NegativeInfinity;
+        if (body > 0) for (int lane = 0; lane < 16; lane++) max = Math.Max(max, vMax.GetElement(lane));
+        for (long j = body; j < n; j++) { x[j] = Round(e, Round(e, x[j]) * scale); max = Math.Max(max, x[j]); }
+
+        var vTop = Vector512.Create(max);
+        var vTotal = Vector512<float>.Zero;
+        for (long j = 0; j < body; j += 16)
+        {
+            var p = Vector512.Exp(Avx512F.LoadVector512(x + j) - vTop);
+            Avx512F.Store(x + j, p);
+            vTotal += p;
+        }
+        float total = Vector512.Sum(vTotal);
+        for (long j = body; j < n; j++) { x[j] = MathF.Exp(x[j] - max); total += x[j]; }
+
+        var vSum = Vector512.Create(total);
+        for (long j = 0; j < body; j += 16)
+        {
+            var p = Avx512F.Divide(Avx512F.LoadVector512(x + j), vSum);
+            Avx512F.Store(x + j, e == Kind.Bf16 ? RoundBf16(p) : p);
+        }
+        for (long j = body; j < n; j++) x[j] = Round(e, x[j] / total);
+    }
+
+    /// <summary>
+    /// Keys each row may see: all <paramref name="t"/> without a mask; with a bool mask [b, 1, 1, t] it must be a prefix
+    /// (true…true false…false, at least one true — what the batch scheduler builds for ragged rows); false otherwise.
+    /// </summary>
+    private static bool PrefixLengths(Tensor? mask, long b, long t, long[] lengths)
+    {
+        if (mask is null) { Array.Fill(lengths, t); return true; }
+        if (mask.dtype != ScalarType.Bool || mask.device_type != DeviceType.CPU || !mask.is_contiguous() || mask.dim() != 4 ||
+            mask.shape[0] != b || mask.shape[1] != 1 || mask.shape[2] != 1 || mask.shape[3] != t)
+            return false;
+        byte* m = Data(mask);
+        for (long r = 0; r < b; r++)
+        {
+            long n = 0;
+            while (n < t && m[r * t + n] != 0) n++;
+            for (long j = n; j < t; j++) if (m[r * t + j] != 0) return false;
+            if (n == 0) return false;
+            lengths[r] = n;
+        }
+        return true;
+    }
+}
