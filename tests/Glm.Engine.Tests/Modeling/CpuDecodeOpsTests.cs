@@ -80,6 +80,7 @@ public class CpuDecodeOpsTests
     [InlineData(ScalarType.BFloat16, 3000, 1, 1)] // one group for two threads: its heads are split between them
     [InlineData(ScalarType.Float32, 3000, 1, 1, 48)] // d not a multiple of 32 (bf16 at d = 48: libtorch's own bf16 matmul strays)
     [InlineData(ScalarType.Float32, 1000, 1, 2, 16)]
+    [InlineData(ScalarType.BFloat16, 100, 9)] // more rows than the GEMV kernels take: continuous batching at 9+ streams
     public void AttentionMatchesTheReference(ScalarType dtype, int cached, int b = 2, int groups = 2, int d = 64)
     {
         Runtime.TorchRuntime.EnsureInitialized();
