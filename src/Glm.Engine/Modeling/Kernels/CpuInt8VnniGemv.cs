@@ -1,0 +1,147 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+/// <summary>
+/// The int8-activation inner loops of <see cref="CpuInt8Gemv"/> (W8A8 at decode, as llama.cpp's Q8_0 × Q8_0 dot product).
+/// Each input row is quantized once per call in blocks of <see cref="BlockSize"/> columns: d_b = max|x_b| / 127 and
+/// xq = round-to-even(x · (127 / max|x_b|)) (an all-zero block gets d_b = 0 and xq = 0). A weight row's dot product is then
+/// Σ_b d_b · (Σ_{i∈b} w_i·xq_i) — one 256-bit <c>vpdpbusd</c> (AVX-VNNI) per 32-column block gives the integer sums, which
+/// are converted to fp32 and FMA'd with d_b — plus the columns after the last full block in exact fp32, all times the row's
+/// weight scale. Why: widening int8 weights to fp32 costs two conversions and two FMAs per 16 weights per input row and held
+/// the fp32-activation loop at ≈ 33 GB/s, below the ≈ 44 GB/s two cores stream; here 32 weights cost one abs, and per input
+/// row one sign, one vpdpbusd, one conversion and one FMA. The price is activation rounding: |x − d_b·xq| ≤ d_b/2 per element.
+/// </summary>
+internal static unsafe class CpuInt8VnniGemv
+{
+    /// <summary>Columns per activation block: one scale each, and exactly one 256-bit vpdpbusd of int8 pairs.</summary>
+    public const int BlockSize = 32;
+
+    /// <summary>True when the CPU has what these loops use (AVX-VNNI, AVX2, FMA).</summary>
+    public static bool IsSupported => AvxVnni.IsSupported && Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>Bytes of scratch <see cref="QuantizeActivations"/> needs for <paramref name="rows"/> rows of <paramref name="k"/>:
+    /// the int8 blocks [rows, k/32·32] followed by the fp32 block scales [rows, k/32].</summary>
+    public static long ScratchBytes(int rows, long k) => rows * (k / BlockSize) * (BlockSize + sizeof(float));
+
+    /// <summary>
+    /// Quantizes the full 32-column blocks of each row of <paramref name="x"/> [rows, k] into <paramref name="scratch"/> (laid out
+    /// as <see cref="ScratchBytes"/> says). Columns after the last full block are left to the fp32 tail.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void QuantizeActivations(float* x, int rows, long k, byte* scratch)
+    {
+        long nb = k / BlockSize;
+        sbyte* xq = (sbyte*)scratch;
+        float* d = (float*)(scratch + rows * nb * BlockSize);
+        // vpackssdw/vpacksswb interleave the two 128-bit lanes; this dword permutation restores column order.
+        var order = Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
+        for (int m = 0; m < rows; m++)
+        {
+            float* xm = x + m * k;
+            sbyte* qm = xq + m * nb * BlockSize;
+            for (long b = 0; b < nb; b++)
+            {
+                float* p = xm + b * BlockSize;
+                var v0 = Avx.LoadVector256(p);
+                var v1 = Avx.LoadVector256(p + 8);
+                var v2 = Avx.LoadVector256(p + 16);
+                var v3 = Avx.LoadVector256(p + 24);
+                var amax8 = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+                var amax4 = Vector128.Max(amax8.GetLower(), amax8.GetUpper());
+                float amax = MathF.Max(MathF.Max(amax4[0], amax4[1]), MathF.Max(amax4[2], amax4[3]));
+                d[m * nb + b] = amax / 127f;
+                var inv = Vector256.Create(amax > 0 ? 127f / amax : 0f);
+                // vcvtps2dq rounds to nearest even (the default MXCSR mode), as MathF.Round does.
+                var i01 = Avx2.PackSignedSaturate(Avx.ConvertToVector256Int32(v0 * inv), Avx.ConvertToVector256Int32(v1 * inv));
+                var i23 = Avx2.PackSignedSaturate(Avx.ConvertToVector256Int32(v2 * inv), Avx.ConvertToVector256Int32(v3 * inv));
+                var bytes = Avx2.PackSignedSaturate(i01, i23);
+                Avx.Store(qm + b * BlockSize, Avx2.PermuteVar8x32(bytes.AsInt32(), order).AsSByte());
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[m·n + r] for weight rows [r0, r1) of int8 <paramref name="w"/> [n, k] with row scales <paramref name="s"/>, from the
+    /// quantized blocks in <paramref name="scratch"/> and the fp32 input <paramref name="x"/> (read only for the column tail).
+    /// </summary>
+    public static void Rows(sbyte* w, float* s, float* x, byte* scratch, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        if (rows == 1) OneRow(w, s, x, scratch, y, k, r0, r1);
+        else MultiRow(w, s, x, scratch, y, rows, k, n, r0, r1);
+    }
+
+    /// <summary>
+    /// d · Σ w·xq over one 32-column block, added to <paramref name="acc"/>. vpdpbusd multiplies unsigned by signed bytes, so
+    /// (llama.cpp's trick) the weights' magnitudes are the unsigned operand and the activations take the weights' signs:
+    /// |w|·sign(xq, w) = w·xq. |w| ≤ 128 fits a byte even for −128 (a checkpoint from elsewhere may hold it) and sign(xq, w)
+    /// stays in [−127, 127]; four products per int32 lane sum to at most 4·128·127, far from overflow.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Block(Vector256<byte> absW, Vector256<sbyte> w, sbyte* xq, float d, Vector256<float> acc)
+    {
+        var dot = AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, absW, Avx2.Sign(Avx.LoadVector256(xq), w));
+        return Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(d), acc);
+    }
+
+    /// <summary>One input row: two accumulators over alternating blocks so consecutive FMAs do not wait on each other.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void OneRow(sbyte* w, float* s, float* x, byte* scratch, float* y, long k, long r0, long r1)
+    {
+        long nb = k / BlockSize, body = nb * BlockSize;
+        sbyte* xq = (sbyte*)scratch;
+        float* d = (float*)(scratch + body);
+        for (long r = r0; r < r1; r++)
+        {
+            sbyte* row = w + r * k;
+            var acc0 = Vector256<float>.Zero;
+            var acc1 = Vector256<float>.Zero;
+            long b = 0;
+            for (; b + 2 <= nb; b += 2)
+            {
+                long i = b * BlockSize;
+                var w0 = Avx.LoadVector256(row + i);
+                var w1 = Avx.LoadVector256(row + i + BlockSize);
+                acc0 = Block(Avx2.Abs(w0), w0, xq + i, d[b], acc0);
+                acc1 = Block(Avx2.Abs(w1), w1, xq + i + BlockSize, d[b + 1], acc1);
+            }
+            if (b < nb)
+            {
+                var w0 = Avx.LoadVector256(row + b * BlockSize);
+                acc0 = Block(Avx2.Abs(w0), w0, xq + b * BlockSize, d[b], acc0);
+            }
+            y[r] = (Vector256.Sum(acc0 + acc1) + CpuInt8Gemv.Tail(row, x, body, k)) * s[r];
+        }
+    }
+
+    /// <summary>2–4 input rows: each weight block is loaded and its magnitudes taken once for all rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MultiRow(sbyte* w, float* s, float* x, byte* scratch, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        long nb = k / BlockSize, body = nb * BlockSize;
+        sbyte* q0 = (sbyte*)scratch, q1 = q0 + body, q2 = q1 + body, q3 = q2 + body;
+        float* d0 = (float*)(scratch + rows * body), d1 = d0 + nb, d2 = d1 + nb, d3 = d2 + nb;
+        for (long r = r0; r < r1; r++)
+        {
+            sbyte* row = w + r * k;
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (long b = 0; b < nb; b++)
+            {
+                long i = b * BlockSize;
+                var wv = Avx.LoadVector256(row + i);
+                var absW = Avx2.Abs(wv);
+                a0 = Block(absW, wv, q0 + i, d0[b], a0);
+                a1 = Block(absW, wv, q1 + i, d1[b], a1);
+                if (rows > 2) a2 = Block(absW, wv, q2 + i, d2[b], a2);
+                if (rows > 3) a3 = Block(absW, wv, q3 + i, d3[b], a3);
+            }
+            float scale = s[r];
+            y[r] = (Vector256.Sum(a0) + CpuInt8Gemv.Tail(row, x, body, k)) * scale;
+            y[n + r] = (Vector256.Sum(a1) + CpuInt8Gemv.Tail(row, x + k, body, k)) * scale;
+            if (rows > 2) y[2 * n + r] = (Vector256.Sum(a2) + CpuInt8Gemv.Tail(row, x + 2 * k, body, k)) * scale;
+            if (rows > 3) y[3 * n + r] = (Vector256.Sum(a3) + CpuInt8Gemv.Tail(row, x + 3 * k, body, k)) * scale;
+        }
+    }
+}
