@@ -21,7 +21,8 @@ public sealed class GemvBenchFactAttribute : FactAttribute
 /// with exact fp32 activations, back to back and interleaved, and the bf16 kernel on the same shapes for reference; on one
 /// thread (what one core streams: shows a compute-bound loop even on a busy machine) and on two.
 /// Run (Release, so the kernels are optimised): <c>GLM_BENCH=1 dotnet test tests/Glm.Engine.Tests -c Release --filter
-/// Int8GemvBenchmark --logger "console;verbosity=detailed"</c>.
+/// Int8GemvBenchmark --logger "console;verbosity=detailed"</c>; GLM_BENCH_THREADS / GLM_BENCH_ROWS (e.g. "1,2") pick the
+/// configurations (default 1 and 2 threads, 1 and 4 rows).
 /// </summary>
 [Collection("CpuInt8Gemv")] // flips CpuInt8Gemv.Int8Activations
 public class Int8GemvBenchmark(ITestOutputHelper output)
@@ -51,39 +52,55 @@ public class Int8GemvBenchmark(ITestOutputHelper output)
         bool saved = CpuInt8Gemv.Int8Activations;
         try
         {
-            foreach (int threads in new[] { 1, 2 })
-            foreach (int rows in new[] { 1, 4 })
+            foreach (int threads in Configured("GLM_BENCH_THREADS", 1, 2))
+            foreach (int rows in Configured("GLM_BENCH_ROWS", 1, 4))
             {
                 CpuInt8Gemv.Threads = CpuGemv.Threads = threads;
                 var x = torch.randn(1, rows, K).to(ScalarType.BFloat16);
                 var times = new Dictionary<string, List<double>> { ["int8, int8 activations (VNNI)"] = [], ["int8, exact fp32 activations"] = [], ["bf16"] = [] };
+                var perCpu = times.Keys.ToDictionary(key => key, _ => new List<double>());
                 for (int rep = 0; rep <= Repeats; rep++) // rep 0 warms up (JIT, page faults)
                 {
                     foreach (bool act in new[] { true, false })
                     {
                         CpuInt8Gemv.Int8Activations = act;
-                        double s = Time(() => { foreach (var (q, sc) in int8) CpuInt8Gemv.TryLinear(x, q, sc, null)!.Dispose(); });
-                        if (rep > 0) times[act ? "int8, int8 activations (VNNI)" : "int8, exact fp32 activations"].Add(CyclesPerTiming * int8Bytes / s / 1e9);
+                        var (s, cpu) = Time(() => { foreach (var (q, sc) in int8) CpuInt8Gemv.TryLinear(x, q, sc, null)!.Dispose(); });
+                        string key = act ? "int8, int8 activations (VNNI)" : "int8, exact fp32 activations";
+                        if (rep > 0) { times[key].Add(CyclesPerTiming * int8Bytes / s / 1e9); perCpu[key].Add(CyclesPerTiming * int8Bytes / cpu / 1e9); }
                     }
-                    double t = Time(() => { foreach (var w in bf16) CpuGemv.TryLinear(x, w, null)!.Dispose(); });
-                    if (rep > 0) times["bf16"].Add(CyclesPerTiming * bf16Bytes / t / 1e9);
+                    var (t, tcpu) = Time(() => { foreach (var w in bf16) CpuGemv.TryLinear(x, w, null)!.Dispose(); });
+                    if (rep > 0) { times["bf16"].Add(CyclesPerTiming * bf16Bytes / t / 1e9); perCpu["bf16"].Add(CyclesPerTiming * bf16Bytes / tcpu / 1e9); }
                 }
                 foreach (var (name, gbs) in times)
                 {
                     gbs.Sort();
+                    var c = perCpu[name];
+                    c.Sort();
                     output.WriteLine($"{threads} thread(s), {rows} row(s), {name}: median {gbs[gbs.Count / 2]:F1} GB/s, best {gbs[^1]:F1}, worst {gbs[0]:F1} " +
-                                     $"({string.Join(" ", gbs.Select(g => g.ToString("F1")))})");
+                                     $"({string.Join(" ", gbs.Select(g => g.ToString("F1")))}); per CPU-second: median {c[c.Count / 2]:F1} GB, best {c[^1]:F1}");
                 }
             }
         }
         finally { CpuInt8Gemv.Int8Activations = saved; CpuInt8Gemv.Threads = CpuGemv.Threads = 0; }
     }
 
-    /// <summary>Seconds for <see cref="CyclesPerTiming"/> passes over the matrix set (long enough to average out scheduling).</summary>
-    private static double Time(Action cycle)
+    /// <summary>The comma-separated integers in environment variable <paramref name="name"/>, else <paramref name="defaults"/>.</summary>
+    private static int[] Configured(string name, params int[] defaults) =>
+        Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v.Split(',').Select(int.Parse).ToArray() : defaults;
+
+    /// <summary>
+    /// Wall seconds and process CPU seconds for <see cref="CyclesPerTiming"/> passes over the matrix set. Bytes per CPU-second is
+    /// what a core streams while it runs: steadier than wall time when other jobs take the cores (it still shares their memory
+    /// bandwidth, and spinning workers would count, which .NET's thread pool barely does at this grain).
+    /// </summary>
+    private static (double Wall, double Cpu) Time(Action cycle)
     {
+        var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < CyclesPerTiming; i++) cycle();
-        return sw.Elapsed.TotalSeconds;
+        double wall = sw.Elapsed.TotalSeconds;
+        process.Refresh();
+        return (wall, (process.TotalProcessorTime - cpu0).TotalSeconds);
     }
 }
