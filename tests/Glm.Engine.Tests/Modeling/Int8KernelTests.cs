@@ -116,6 +116,38 @@ public class Int8KernelTests
     }
 
     /// <summary>
+    /// With int8 activations a row's output is bit for bit the same whether it is computed alone or with up to three other rows
+    /// (each row is quantized on its own and accumulated in the same order), so a stream's tokens do not depend on its batch.
+    /// </summary>
+    [Theory]
+    [InlineData(1536)]
+    [InlineData(100)] // 3 blocks (one unpaired) and a 4-column tail
+    public void Int8ActivationRowsDoNotDependOnTheirBatch(int k)
+    {
+        if (!CpuInt8VnniGemv.IsSupported) return;
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(k);
+        var (q, scale) = Int8Quantizer.Quantize(randn(300, k));
+        var x = RealisticActivations(4, k);
+        var bias = randn(300);
+        bool saved = CpuInt8Gemv.Int8Activations;
+        try
+        {
+            CpuInt8Gemv.Int8Activations = true;
+            var alone = Enumerable.Range(0, 4).Select(m => CpuInt8Gemv.TryLinear(x[m].unsqueeze(0), q, scale, bias)!).ToArray();
+            for (int rows = 2; rows <= 4; rows++)
+            {
+                var together = CpuInt8Gemv.TryLinear(x[TensorIndex.Slice(0, rows)], q, scale, bias)!;
+                for (int m = 0; m < rows; m++)
+                    Assert.True(together[m].eq(alone[m][0]).all().item<bool>(), $"{rows} rows, row {m}: max |difference| {(together[m] - alone[m][0]).abs().max().item<float>()}");
+            }
+        }
+        finally { CpuInt8Gemv.Int8Activations = saved; }
+    }
+
+    /// <summary>
     /// Stated bound of the int8-activation kernel against the exact product with the dequantized weights: per block
     /// |x − d·xq| ≤ d/2 = max|x_b|/254, so the rounding error e has ‖e‖² ≤ Σ_b 32·max|x_b|²/254² ≤ ‖x‖²·8/127², and by
     /// Cauchy–Schwarz |error| ≤ (√8/127)·‖x‖·‖w_row‖ ≈ 0.0223·‖x‖·‖w_row‖ (w_row dequantized). Random signs make the typical

@@ -146,7 +146,11 @@ internal static unsafe class CpuInt8VnniGemv
     private struct Three : IRowCount { public static int Count => 3; }
     private struct Four : IRowCount { public static int Count => 4; }
 
-    /// <summary>2–4 input rows: each weight block is loaded and its magnitudes taken once for all rows.</summary>
+    /// <summary>
+    /// 2–4 input rows: each weight block is loaded and its magnitudes taken once for all rows. Every row accumulates exactly as
+    /// <see cref="OneRow"/> does (even blocks, odd blocks, the unpaired last block with the even ones), so a row's result does
+    /// not depend on which other rows share the step (continuous batching gives each stream the tokens it would get alone).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MultiRow<TRows>(sbyte* w, byte* scratch, float* y, long k, long n, long r0, long r1) where TRows : struct, IRowCount
     {
@@ -157,22 +161,46 @@ internal static unsafe class CpuInt8VnniGemv
         for (long r = r0; r < r1; r++)
         {
             sbyte* row = w + r * k;
-            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (long b = 0; b < nb; b++)
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default; // even blocks
+            Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default; // odd blocks
+            long b = 0;
+            for (; b + 2 <= nb; b += 2)
+            {
+                long i = b * BlockSize, j = i + BlockSize;
+                Sse.Prefetch0(row + i + PrefetchDistance);
+                var we = Avx.LoadVector256(row + i);
+                var wo = Avx.LoadVector256(row + j);
+                var absE = Avx2.Abs(we);
+                var absO = Avx2.Abs(wo);
+                a0 = Block(absE, we, q0 + i, d0[b], a0);
+                b0 = Block(absO, wo, q0 + j, d0[b + 1], b0);
+                a1 = Block(absE, we, q1 + i, d1[b], a1);
+                b1 = Block(absO, wo, q1 + j, d1[b + 1], b1);
+                if (rows > 2)
+                {
+                    a2 = Block(absE, we, q2 + i, d2[b], a2);
+                    b2 = Block(absO, wo, q2 + j, d2[b + 1], b2);
+                }
+                if (rows > 3)
+                {
+                    a3 = Block(absE, we, q3 + i, d3[b], a3);
+                    b3 = Block(absO, wo, q3 + j, d3[b + 1], b3);
+                }
+            }
+            if (b < nb)
             {
                 long i = b * BlockSize;
-                Sse.Prefetch0(row + i + PrefetchDistance);
-                var wv = Avx.LoadVector256(row + i);
-                var absW = Avx2.Abs(wv);
-                a0 = Block(absW, wv, q0 + i, d0[b], a0);
-                a1 = Block(absW, wv, q1 + i, d1[b], a1);
-                if (rows > 2) a2 = Block(absW, wv, q2 + i, d2[b], a2);
-                if (rows > 3) a3 = Block(absW, wv, q3 + i, d3[b], a3);
+                var we = Avx.LoadVector256(row + i);
+                var absE = Avx2.Abs(we);
+                a0 = Block(absE, we, q0 + i, d0[b], a0);
+                a1 = Block(absE, we, q1 + i, d1[b], a1);
+                if (rows > 2) a2 = Block(absE, we, q2 + i, d2[b], a2);
+                if (rows > 3) a3 = Block(absE, we, q3 + i, d3[b], a3);
             }
-            y[r] = Vector256.Sum(a0);
-            y[n + r] = Vector256.Sum(a1);
-            if (rows > 2) y[2 * n + r] = Vector256.Sum(a2);
-            if (rows > 3) y[3 * n + r] = Vector256.Sum(a3);
+            y[r] = Vector256.Sum(a0 + b0);
+            y[n + r] = Vector256.Sum(a1 + b1);
+            if (rows > 2) y[2 * n + r] = Vector256.Sum(a2 + b2);
+            if (rows > 3) y[3 * n + r] = Vector256.Sum(a3 + b3);
         }
     }
 }
