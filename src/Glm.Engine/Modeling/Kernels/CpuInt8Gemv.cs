@@ -15,9 +15,9 @@ namespace Glm.Engine.Modeling.Kernels;
 /// Two ways to form the dot products:
 /// <list type="bullet">
 /// <item><b>int8 activations</b> (<see cref="Int8Activations"/>, the default on CPUs with AVX-VNNI): the input is quantized
-/// per 32-column block, as llama.cpp's Q8_0, and multiplied with <c>vpdpbusd</c> (<see cref="CpuInt8VnniGemv"/>). Widening
-/// weights to fp32 made the exact loop compute-bound (≈ 33 GB/s against ≈ 44 GB/s for bf16); this costs activation
-/// rounding error (≤ half a block step per element).</item>
+/// per 32-column block, as llama.cpp's Q8_0, and multiplied with <c>vpdpbusd</c> (<see cref="CpuInt8VnniGemv"/>). Fewer
+/// instructions per weight than widening to fp32: one thread streams 30–32 GB/s against 26–27 (one input row) and ≈ 19
+/// against 13–15 (four); the cost is activation rounding error (≤ half a block step per element).</item>
 /// <item><b>exact fp32 activations</b>: 16 int8 lanes are sign-extended to int32 (vpmovsxbd), converted to fp32 and FMA'd with
 /// the fp32 activations (AVX-512), or the same sums in a portable scalar loop. The result is the dot product with the
 /// dequantized weights up to fp32 summation order.</item>
