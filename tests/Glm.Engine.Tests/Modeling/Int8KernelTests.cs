@@ -51,10 +51,11 @@ public class Int8KernelTests
         var bias = randn(n);
         var x = randn(1, rows, k);
         var expected = x.to(ScalarType.Float64).matmul(Int8Quantizer.Dequantize(q, scale, ScalarType.Float64).t()) + bias.to(ScalarType.Float64);
-        bool saved = CpuInt8Gemv.UseAvx512;
+        bool saved = CpuInt8Gemv.UseAvx512, savedActivations = CpuInt8Gemv.Int8Activations;
         try
         {
             CpuInt8Gemv.UseAvx512 = avx512;
+            CpuInt8Gemv.Int8Activations = false; // the exact fp32-activation loops
             var actual = CpuInt8Gemv.TryLinear(x, q, scale, bias);
             Assert.NotNull(actual);
             Assert.Equal(new long[] { 1, rows, n }, actual!.shape);
@@ -63,7 +64,180 @@ public class Int8KernelTests
             double tol = 1e-5 * Math.Max(1, expected.abs().max().item<double>());
             Assert.True(err < tol, $"max |error| {err} (tolerance {tol})");
         }
-        finally { CpuInt8Gemv.UseAvx512 = saved; }
+        finally { CpuInt8Gemv.UseAvx512 = saved; CpuInt8Gemv.Int8Activations = savedActivations; }
+    }
+
+    /// <summary>
+    /// The int8-activation (VNNI) kernel against a scalar float64 evaluation of the same math: each input row quantized per
+    /// 32-column block (d = max|x|/127, xq = round-to-even(x·(127/max|x|))), integer dot products per block times d, summed,
+    /// the fp32 tail columns added exactly, times the row scale, plus bias. Tolerance: fp32 summation order (1e-5 of the sum of
+    /// the terms' magnitudes), plus one bf16 rounding step of the result for bf16 outputs. A kernel that skipped the activation
+    /// rounding, or rounded differently, misses by ≈ 1e-3 of that magnitude.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1536, 300, true, ScalarType.Float32)]
+    [InlineData(1, 1536, 300, false, ScalarType.BFloat16)]
+    [InlineData(1, 96, 257, false, ScalarType.Float32)]     // odd block count: the single-row loop's unpaired last block
+    [InlineData(2, 70, 300, true, ScalarType.Float32)]      // 70 = 2·32 + a 6-column fp32 tail
+    [InlineData(2, 64, 300, false, ScalarType.BFloat16)]
+    [InlineData(3, 129, 257, false, ScalarType.Float32)]    // a 1-column tail; uneven split over threads
+    [InlineData(3, 4608, 65, true, ScalarType.BFloat16)]
+    [InlineData(4, 1536, 33, true, ScalarType.BFloat16)]
+    [InlineData(4, 300, 129, false, ScalarType.Float32)]
+    [InlineData(1, 17, 5, true, ScalarType.Float32)]        // shorter than one block: all tail
+    [InlineData(4, 17, 5, false, ScalarType.BFloat16)]
+    public void Int8ActivationKernelEqualsScalarReference(int rows, int k, int n, bool withBias, ScalarType dtype)
+    {
+        if (!CpuInt8VnniGemv.IsSupported) return; // no AVX-VNNI: the switch is ignored and the exact path runs
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(rows * 7919 + k + n);
+        var (q, scale) = Int8Quantizer.Quantize(randn(n, k));
+        var x = RealisticActivations(rows, k).to(dtype);
+        var bias = withBias ? randn(n).to(dtype) : null;
+        var expected = ScalarInt8ActivationReference(x, q, scale, bias, out var magnitude);
+        bool saved = CpuInt8Gemv.Int8Activations;
+        try
+        {
+            CpuInt8Gemv.Int8Activations = true;
+            var actual = CpuInt8Gemv.TryLinear(x.view(1, rows, k), q, scale, bias);
+            Assert.NotNull(actual);
+            Assert.Equal(new long[] { 1, rows, n }, actual!.shape);
+            Assert.Equal(dtype, actual.dtype);
+            var got = actual.to(ScalarType.Float64).view(rows, n).data<double>().ToArray();
+            for (int i = 0; i < got.Length; i++)
+            {
+                double tol = 1e-5 * magnitude[i] + (dtype == ScalarType.BFloat16 ? Math.Abs(expected[i]) / 256 : 0) + 1e-30;
+                Assert.True(Math.Abs(got[i] - expected[i]) <= tol, $"output {i}: {got[i]} vs reference {expected[i]} (tolerance {tol})");
+            }
+        }
+        finally { CpuInt8Gemv.Int8Activations = saved; }
+    }
+
+    /// <summary>
+    /// With int8 activations a row's output is bit for bit the same whether it is computed alone or with up to three other rows
+    /// (each row is quantized on its own and accumulated in the same order), so a stream's tokens do not depend on its batch.
+    /// </summary>
+    [Theory]
+    [InlineData(1536)]
+    [InlineData(100)] // 3 blocks (one unpaired) and a 4-column tail
+    public void Int8ActivationRowsDoNotDependOnTheirBatch(int k)
+    {
+        if (!CpuInt8VnniGemv.IsSupported) return;
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(k);
+        var (q, scale) = Int8Quantizer.Quantize(randn(300, k));
+        var x = RealisticActivations(4, k);
+        var bias = randn(300);
+        bool saved = CpuInt8Gemv.Int8Activations;
+        try
+        {
+            CpuInt8Gemv.Int8Activations = true;
+            var alone = Enumerable.Range(0, 4).Select(m => CpuInt8Gemv.TryLinear(x[m].unsqueeze(0), q, scale, bias)!).ToArray();
+            for (int rows = 2; rows <= 4; rows++)
+            {
+                var together = CpuInt8Gemv.TryLinear(x[TensorIndex.Slice(0, rows)], q, scale, bias)!;
+                for (int m = 0; m < rows; m++)
+                    Assert.True(together[m].eq(alone[m][0]).all().item<bool>(), $"{rows} rows, row {m}: max |difference| {(together[m] - alone[m][0]).abs().max().item<float>()}");
+            }
+        }
+        finally { CpuInt8Gemv.Int8Activations = saved; }
+    }
+
+    /// <summary>
+    /// Stated bound of the int8-activation kernel against the exact product with the dequantized weights: per block
+    /// |x − d·xq| ≤ d/2 = max|x_b|/254, so the rounding error e has ‖e‖² ≤ Σ_b 32·max|x_b|²/254² ≤ ‖x‖²·8/127², and by
+    /// Cauchy–Schwarz |error| ≤ (√8/127)·‖x‖·‖w_row‖ ≈ 0.0223·‖x‖·‖w_row‖ (w_row dequantized). Random signs make the typical
+    /// error ≈ √k times smaller; the test also asserts the error is not zero (the int8 path really ran).
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1536)]
+    [InlineData(4, 4608)]
+    [InlineData(2, 70)]
+    public void Int8ActivationErrorIsWithinTheStatedBound(int rows, int k)
+    {
+        if (!CpuInt8VnniGemv.IsSupported) return;
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(k + rows);
+        const int n = 512;
+        var (q, scale) = Int8Quantizer.Quantize(randn(n, k));
+        var x = RealisticActivations(rows, k);
+        var w = Int8Quantizer.Dequantize(q, scale, ScalarType.Float64);
+        var exact = x.to(ScalarType.Float64).matmul(w.t());
+        bool saved = CpuInt8Gemv.Int8Activations;
+        try
+        {
+            CpuInt8Gemv.Int8Activations = true;
+            var error = (CpuInt8Gemv.TryLinear(x, q, scale, null)!.to(ScalarType.Float64) - exact).abs();
+            var norms = x.to(ScalarType.Float64).norm(1, keepdim: true) * w.norm(1).view(1, -1); // ‖x_m‖·‖w_r‖
+            var ratio = error / norms;
+            double worst = ratio.max().item<double>();
+            Assert.True(worst <= Math.Sqrt(8) / 127 * (1 + 1e-4), $"max |error| / (‖x‖·‖w‖) = {worst}");
+            Assert.True(error.max().item<double>() > 0, "int8 activations should change the result a little");
+        }
+        finally { CpuInt8Gemv.Int8Activations = saved; }
+    }
+
+    /// <summary>Activations [rows, k] with what real ones have: an outlier column (a block with a large scale), an all-zero
+    /// block (d = 0) and a block of tiny values.</summary>
+    private static Tensor RealisticActivations(int rows, int k)
+    {
+        var x = randn(rows, k);
+        x[TensorIndex.Colon, 3] = x[TensorIndex.Colon, 3] * 40;
+        if (k >= 64) x[TensorIndex.Colon, TensorIndex.Slice(32, 64)] = 0;
+        if (k >= 96) x[TensorIndex.Colon, TensorIndex.Slice(64, 96)] = x[TensorIndex.Colon, TensorIndex.Slice(64, 96)] * 1e-3f;
+        return x;
+    }
+
+    /// <summary>The int8-activation product evaluated one element at a time (see <see cref="Int8ActivationKernelEqualsScalarReference"/>);
+    /// <paramref name="magnitude"/> is the sum of the absolute terms of each output.</summary>
+    private static double[] ScalarInt8ActivationReference(Tensor x, Tensor q, Tensor scale, Tensor? bias, out double[] magnitude)
+    {
+        int rows = (int)x.shape[0], k = (int)x.shape[1], n = (int)q.shape[0], nb = k / 32;
+        var xs = x.to(ScalarType.Float32).contiguous().data<float>().ToArray();
+        var qs = q.contiguous().data<sbyte>().ToArray();
+        var ss = scale.data<float>().ToArray();
+        var bs = bias?.to(ScalarType.Float32).data<float>().ToArray();
+        var result = new double[rows * n];
+        magnitude = new double[rows * n];
+        for (int m = 0; m < rows; m++)
+        {
+            var xq = new int[nb * 32];
+            var d = new float[nb];
+            for (int b = 0; b < nb; b++)
+            {
+                float amax = 0;
+                for (int i = b * 32; i < b * 32 + 32; i++) amax = Math.Max(amax, Math.Abs(xs[m * k + i]));
+                d[b] = amax / 127f;
+                float inv = amax > 0 ? 127f / amax : 0f;
+                for (int i = b * 32; i < b * 32 + 32; i++) xq[i] = (int)MathF.Round(xs[m * k + i] * inv, MidpointRounding.ToEven);
+            }
+            for (int r = 0; r < n; r++)
+            {
+                double sum = 0, mag = 0;
+                for (int b = 0; b < nb; b++)
+                {
+                    int dot = 0;
+                    for (int i = b * 32; i < b * 32 + 32; i++) dot += qs[r * k + i] * xq[i];
+                    sum += (double)d[b] * dot;
+                    mag += Math.Abs((double)d[b] * dot);
+                }
+                for (int i = nb * 32; i < k; i++)
+                {
+                    sum += (double)qs[r * k + i] * xs[m * k + i];
+                    mag += Math.Abs((double)qs[r * k + i] * xs[m * k + i]);
+                }
+                double b0 = bs is null ? 0 : bs[r];
+                result[m * n + r] = sum * ss[r] + b0;
+                magnitude[m * n + r] = mag * ss[r] + Math.Abs(b0);
+            }
+        }
+        return result;
     }
 
     [Theory]

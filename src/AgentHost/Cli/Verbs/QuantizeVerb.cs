@@ -7,7 +7,8 @@ namespace AgentHost.Cli.Verbs;
 
 /// <summary>
 /// <c>glm quantize</c>: saves an int8 weight-only checkpoint (<c>--out</c>) and/or reports the accuracy of int8 against the
-/// unquantized model (<c>--report</c>): logit errors and the perplexity change.
+/// unquantized model (<c>--report</c>): logit errors and the perplexity change, and on the decode path both activation modes of
+/// the int8 GEMV (exact fp32 and int8).
 /// </summary>
 internal static class QuantizeVerb
 {
@@ -15,14 +16,15 @@ internal static class QuantizeVerb
     {
         var model = new ModelOptions();
         var output = new Option<string?>("--out") { Description = "Folder for the int8 checkpoint (safetensors with <name>.weight_scale tensors; config.json records the quantization)." };
-        var report = new Option<bool>("--report") { Description = "Compare int8 with the unquantized model: max/mean |logit error|, arg-max agreement, perplexity change." };
+        var report = new Option<bool>("--report") { Description = "Compare int8 with the unquantized model: max/mean |logit error|, arg-max agreement, perplexity change; on the decode path with exact and with int8 activations." };
         var textFile = new Option<string?>("--text-file") { Description = "UTF-8 text for --report (required for models with a tokenizer; random models use random ids)." };
         var logitTokens = new Option<int>("--report-tokens") { DefaultValueFactory = _ => 256, Description = "Tokens whose logits --report compares." };
+        var decodeTokens = new Option<int>("--report-decode-tokens") { DefaultValueFactory = _ => 16, Description = "Tokens --report feeds one at a time (the decode path, where the int8 GEMV runs), with exact and with int8 activations." };
         var maxTokens = new Option<int>("--max-tokens") { DefaultValueFactory = _ => 2048, Description = "Tokens of the text --report scores for perplexity." };
         var context = new Option<int>("--context") { DefaultValueFactory = _ => 512, Description = "Perplexity sliding-window size." };
         var cmd = new Command("quantize", "Quantize linear layers to int8 (per-row symmetric, fp32 scales): save the checkpoint and/or report the accuracy loss.");
         model.AddTo(cmd);
-        foreach (var o in new Option[] { output, report, textFile, logitTokens, maxTokens, context }) cmd.Add(o);
+        foreach (var o in new Option[] { output, report, textFile, logitTokens, decodeTokens, maxTokens, context }) cmd.Add(o);
         cmd.SetAction((parse, ct) =>
         {
             string? folder = parse.GetValue(output);
@@ -41,12 +43,16 @@ internal static class QuantizeVerb
             if (reference.Quantization != GlmQuantization.None)
                 throw new GlmException($"{reference.Source} is already an int8 checkpoint; --report needs the unquantized model.");
             var (ids, chars, what) = ReportInput(reference, parse.GetValue(textFile), parse.GetValue(maxTokens));
-            var r = QuantizationReport.Compare(reference, quantized, ids, chars, parse.GetValue(logitTokens), 16, parse.GetValue(context), ct);
+            var r = QuantizationReport.Compare(reference, quantized, ids, chars, parse.GetValue(logitTokens), parse.GetValue(decodeTokens), parse.GetValue(context), ct);
             var inv = CultureInfo.InvariantCulture;
             console.Out.WriteLine($"model: {reference.Source}  dtype: {GlmModel.DTypeName(reference.DType)}  text: {what}");
             console.Out.WriteLine(string.Format(inv, "logits ({0} tokens, full forward): max |error| {1:G4}  mean |error| {2:G4}  max |logit| {3:G4}  arg-max agreement {4:P1}",
                 r.LogitTokens, r.MaxAbsLogitError, r.MeanAbsLogitError, r.MaxAbsReferenceLogit, r.ArgmaxAgreement));
-            console.Out.WriteLine(string.Format(inv, "logits ({0} tokens, incremental decode / int8 GEMV): max |error| {1:G4}", r.DecodeTokens, r.DecodeMaxAbsLogitError));
+            foreach (var d in new[] { r.DecodeExactActivations, r.DecodeInt8Activations })
+                if (d is not null)
+                    console.Out.WriteLine(string.Format(inv, "logits ({0} tokens, incremental decode / int8 GEMV, {1}): max |error| {2:G4}  mean |error| {3:G4}  arg-max agreement {4:P1}  perplexity reference {5:F4} → {6:F4} ({7:+0.00%;-0.00%})",
+                        r.DecodeTokens, d.Int8Activations ? "int8 activations" : "exact fp32 activations", d.MaxAbsLogitError, d.MeanAbsLogitError,
+                        d.ArgmaxAgreement, r.DecodeReferencePerplexity, d.Perplexity, d.Perplexity / r.DecodeReferencePerplexity - 1));
             console.Out.WriteLine(string.Format(inv, "perplexity ({0} tokens scored): reference {1:F4}  int8 {2:F4}  change {3:+0.00%;-0.00%}  bits/char {4:F4} → {5:F4}",
                 r.Reference.ScoredTokens, r.Reference.Perplexity, r.Quantized.Perplexity, r.PerplexityChange, r.Reference.BitsPerCharacter, r.Quantized.BitsPerCharacter));
             return Task.FromResult(0);

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -10,11 +11,17 @@ namespace Glm.Engine.Modeling.Kernels;
 /// <summary>
 /// y = x·(Q·diag(scale))ᵀ (+ b) for int8 weight-only layers at decode sizes (≤ <see cref="MaxRows"/> input rows). Decode is
 /// bound by streaming the weights, and int8 halves (vs bf16) or quarters (vs fp32) the bytes. Each weight row is read once
-/// for all input rows: 16 int8 lanes are sign-extended to int32 (vpmovsxbd), converted to fp32 and FMA'd with the fp32
-/// activations; the row's scale multiplies the finished dot product. The result is the dot product with the dequantized
-/// weights up to fp32 summation order. VNNI (vpdpbusd) is not used: it needs int8 activations, which would add activation
-/// quantization error; the loop is memory-bound, so the fp32 FMAs cost nothing extra. Without AVX-512 a portable scalar
-/// loop computes the same sums. Rows of the weight are split over threads.
+/// for all input rows, and the row's scale multiplies the finished dot product. Rows of the weight are split over threads.
+/// Two ways to form the dot products:
+/// <list type="bullet">
+/// <item><b>int8 activations</b> (<see cref="Int8Activations"/>, the default on CPUs with AVX-VNNI): the input is quantized
+/// per 32-column block, as llama.cpp's Q8_0, and multiplied with <c>vpdpbusd</c> (<see cref="CpuInt8VnniGemv"/>). Fewer
+/// instructions per weight than widening to fp32: one thread streams 30–32 GB/s against 26–27 (one input row) and ≈ 19
+/// against 13–15 (four); the cost is activation rounding error (≤ half a block step per element).</item>
+/// <item><b>exact fp32 activations</b>: 16 int8 lanes are sign-extended to int32 (vpmovsxbd), converted to fp32 and FMA'd with
+/// the fp32 activations (AVX-512), or the same sums in a portable scalar loop. The result is the dot product with the
+/// dequantized weights up to fp32 summation order.</item>
+/// </list>
 /// </summary>
 internal static unsafe class CpuInt8Gemv
 {
@@ -26,6 +33,14 @@ internal static unsafe class CpuInt8Gemv
 
     /// <summary>Use the AVX-512 loop when the CPU has it; tests set false to exercise the portable loop.</summary>
     public static bool UseAvx512 { get; set; } = Avx512F.IsSupported;
+
+    /// <summary>
+    /// Quantize activations to int8 and use the VNNI loop (see the class summary). Defaults to true where
+    /// <see cref="CpuInt8VnniGemv.IsSupported"/>; GLM_INT8_EXACT_ACTIVATIONS=1 clears it. Ignored (exact path) on CPUs without
+    /// AVX-VNNI. Process-wide: flip it only between forwards.
+    /// </summary>
+    public static bool Int8Activations { get; set; } =
+        CpuInt8VnniGemv.IsSupported && Environment.GetEnvironmentVariable("GLM_INT8_EXACT_ACTIVATIONS") != "1";
 
     /// <summary>Worker count; defaults to torch's intra-op thread count.</summary>
     public static int Threads { get; set; }
@@ -47,8 +62,21 @@ internal static unsafe class CpuInt8Gemv
 
         sbyte* wp = (sbyte*)Data(q);
         float* sp = (float*)Data(scale);
+        int threads = ThreadCount(Threads);
+        if (Int8Activations && CpuInt8VnniGemv.IsSupported)
+        {
+            // Quantized once per call (all input rows), then shared read-only by the threads' row ranges.
+            byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, CpuInt8VnniGemv.ScratchBytes((int)rows, k)), 64);
+            try
+            {
+                return LinearThroughBuffers(x, n, bias, threads,
+                    (xp, yp, r0, r1) => CpuInt8VnniGemv.Rows(wp, sp, xp, scratch, yp, (int)rows, k, n, r0, r1),
+                    prepare: xp => CpuInt8VnniGemv.QuantizeActivations(xp, (int)rows, k, scratch));
+            }
+            finally { NativeMemory.AlignedFree(scratch); }
+        }
         bool avx = UseAvx512 && Avx512F.IsSupported;
-        return LinearThroughBuffers(x, n, bias, ThreadCount(Threads), (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
+        return LinearThroughBuffers(x, n, bias, threads, (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
     }
 
     private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
@@ -100,8 +128,8 @@ internal static unsafe class CpuInt8Gemv
         }
     }
 
-    /// <summary>Σ row[i]·x[i] for i in [from, k): the columns after the last full 32-wide block.</summary>
-    private static float Tail(sbyte* row, float* x, long from, long k)
+    /// <summary>Σ row[i]·x[i] for i in [from, k) in fp32: the columns after the last full 32-wide block.</summary>
+    internal static float Tail(sbyte* row, float* x, long from, long k)
     {
         float sum = 0;
         for (long i = from; i < k; i++) sum += row[i] * x[i];

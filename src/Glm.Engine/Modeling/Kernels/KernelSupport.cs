@@ -37,14 +37,18 @@ internal static unsafe class KernelSupport
     /// <summary>Computes fp32 outputs y[m·n + r] for weight rows [r0, r1) from fp32 inputs x[m·k + i].</summary>
     public delegate void RowKernel(float* x, float* y, long r0, long r1);
 
+    /// <summary>Work on the widened fp32 input x [rows, k] done once per call, before the row ranges (e.g. quantizing it).</summary>
+    public delegate void InputStep(float* x);
+
     /// <summary>
     /// The shared shape of the decode GEMVs: <paramref name="x"/> [..., k] (bf16/fp16/fp32) is widened into a native fp32
     /// buffer, <paramref name="kernel"/> fills y [rows, n] over weight rows split across <paramref name="threads"/>, and the
     /// result comes back as [..., n] in x's dtype with <paramref name="bias"/> added — the casts, the bias add and the output
     /// rounding are one pass each instead of four libtorch ops per layer and token. The caller has checked x and bias with
-    /// <see cref="IsFloatDType"/>.
+    /// <see cref="IsFloatDType"/>. <paramref name="prepare"/>, when given, runs once on the widened input before the kernels (it is
+    /// timed with them).
     /// </summary>
-    public static Tensor LinearThroughBuffers(Tensor x, long n, Tensor? bias, int threads, RowKernel kernel)
+    public static Tensor LinearThroughBuffers(Tensor x, long n, Tensor? bias, int threads, RowKernel kernel, InputStep? prepare = null)
     {
         long k = x.shape[^1], rows = x.NumberOfElements / k;
         using var xc = x.contiguous();
@@ -53,6 +57,7 @@ internal static unsafe class KernelSupport
         try
         {
             long t = Diagnostics.DecodeProfiler.Start();
+            prepare?.Invoke(xp);
             ForRowRanges(n, threads, small: n < 256, (r0, r1) => kernel(xp, yp, r0, r1));
             Diagnostics.DecodeProfiler.Stop(Diagnostics.DecodeSection.GemvInnerLoops, t);
             var shape = x.shape.ToArray();
