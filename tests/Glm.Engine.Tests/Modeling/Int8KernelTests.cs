@@ -86,6 +86,9 @@ public class Int8KernelTests
     [InlineData(4, 300, 129, false, ScalarType.Float32)]
     [InlineData(1, 17, 5, true, ScalarType.Float32)]        // shorter than one block: all tail
     [InlineData(4, 17, 5, false, ScalarType.BFloat16)]
+    [InlineData(7, 300, 129, true, ScalarType.BFloat16)]    // continuous batching: chunks of 4 + 3 rows
+    [InlineData(16, 1536, 200, false, ScalarType.Float32)]  // 16 streams; weight rows cross the 64-row L2 blocks
+    [InlineData(13, 70, 300, true, ScalarType.Float32)]
     public void Int8ActivationKernelEqualsScalarReference(int rows, int k, int n, bool withBias, ScalarType dtype)
     {
         if (!CpuInt8VnniGemv.IsSupported) return; // no AVX-VNNI: the switch is ignored and the exact path runs
@@ -278,7 +281,9 @@ public class Int8KernelTests
         using var scope = NewDisposeScope();
         using var inference = torch.inference_mode();
         var (q, scale) = Int8Quantizer.Quantize(randn(64, 96));
-        Assert.Null(CpuInt8Gemv.TryLinear(randn(CpuInt8Gemv.MaxRows + 1, 96), q, scale, null)); // prefill: dequantize + GEMM
+        int most = CpuInt8Gemv.Int8Activations ? CpuInt8VnniGemv.MaxRows : CpuInt8Gemv.MaxRows;
+        Assert.NotNull(CpuInt8Gemv.TryLinear(randn(most, 96), q, scale, null));
+        Assert.Null(CpuInt8Gemv.TryLinear(randn(most + 1, 96), q, scale, null)); // prefill: dequantize + GEMM
         Assert.Null(CpuInt8Gemv.TryLinear(randn(1, 96), q.to(ScalarType.Float32), scale, null)); // not int8
         Assert.Null(CpuInt8Gemv.TryLinear(randn(1, 95), q, scale, null));                        // wrong K
     }

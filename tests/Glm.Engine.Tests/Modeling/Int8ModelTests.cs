@@ -67,7 +67,7 @@ public sealed class Int8ModelTests : IDisposable
         using var quantized = Build(layout, Int8);
         Assert.Equal(GlmQuantization.Int8, quantized.Quantization);
         Assert.Contains(quantized.NamedWeights(), p => p.Tensor.dtype == ScalarType.Int8);
-        foreach (bool incremental in new[] { false, true }) // prefill (dequantize + GEMM) and decode (int8 GEMV kernel)
+        foreach (bool incremental in new[] { false, true }) // full forward (GEMV kernel up to 16 rows, else dequantize + GEMM) and decode
         {
             var a = reference.ComputeLogits(Prompt, incremental);
             var b = quantized.ComputeLogits(Prompt, incremental);
@@ -79,10 +79,12 @@ public sealed class Int8ModelTests : IDisposable
                     err = Math.Max(err, Math.Abs(a[i, j] - b[i, j]));
                 }
             // Stated tolerance: max |logit error| ≤ 3% of the largest |logit| for weight-only int8 (measured 2.2–2.6% for these
-            // hidden-64 random models). With int8 activations (decode only) the activation rounding (≤ max|x_block|/254 per
+            // hidden-64 random models). With int8 activations (decode, and prompts of up to CpuInt8VnniGemv.MaxRows tokens, which
+            // the kernel also takes) the activation rounding (≤ max|x_block|/254 per
             // element) is as large as the weight rounding (≤ max|w_row|/254) and independent of it, so the errors add in
             // quadrature: ≤ 3%·√2 ≈ 4.3% (measured 3.4–3.8%).
-            float tolerance = incremental && int8Activations ? 0.043f : 0.03f;
+            bool throughKernel = incremental || Prompt.Length <= CpuInt8VnniGemv.MaxRows;
+            float tolerance = int8Activations && throughKernel ? 0.043f : 0.03f;
             Assert.True(err <= tolerance * max, $"{layout} incremental={incremental} int8 activations={int8Activations}: max |error| {err}, max |logit| {max}");
             Assert.True(err > 0, "quantization should change the logits a little");
         }

@@ -25,7 +25,8 @@ namespace Glm.Engine.Modeling.Kernels;
 /// </summary>
 internal static unsafe class CpuInt8Gemv
 {
-    /// <summary>Most input rows handled here; beyond this the caller dequantizes and runs a GEMM.</summary>
+    /// <summary>Most input rows the exact path handles; beyond this (and beyond <see cref="CpuInt8VnniGemv.MaxRows"/> with int8
+    /// activations) the caller dequantizes and runs a GEMM.</summary>
     public const int MaxRows = 4;
 
     /// <summary>Set to false to force the dequantize-then-GEMM path (tests, comparisons). GLM_NO_GEMV_KERNEL=1 clears it.</summary>
@@ -56,22 +57,23 @@ internal static unsafe class CpuInt8Gemv
         long k = q.shape[1], n = q.shape[0];
         if (x.shape[^1] != k || scale.NumberOfElements != n) return null;
         long rows = x.NumberOfElements / k;
-        if (rows > MaxRows || rows == 0) return null;
+        bool vnni = Int8Activations && CpuInt8VnniGemv.IsSupported;
+        if (rows > (vnni ? CpuInt8VnniGemv.MaxRows : MaxRows) || rows == 0) return null;
 
         if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
 
         sbyte* wp = (sbyte*)Data(q);
         float* sp = (float*)Data(scale);
         int threads = ThreadCount(Threads);
-        if (Int8Activations && CpuInt8VnniGemv.IsSupported)
+        if (vnni)
         {
             // Quantized once per call (all input rows), then shared read-only by the threads' row ranges.
-            byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, CpuInt8VnniGemv.ScratchBytes((int)rows, k)), 64);
+            byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, CpuInt8VnniGemv.ChunkedScratchBytes((int)rows, k)), 64);
             try
             {
                 return LinearThroughBuffers(x, n, bias, threads,
-                    (xp, yp, r0, r1) => CpuInt8VnniGemv.Rows(wp, sp, xp, scratch, yp, (int)rows, k, n, r0, r1),
-                    prepare: xp => CpuInt8VnniGemv.QuantizeActivations(xp, (int)rows, k, scratch));
+                    (xp, yp, r0, r1) => CpuInt8VnniGemv.ChunkedRows(wp, sp, xp, scratch, yp, (int)rows, k, n, r0, r1),
+                    prepare: xp => CpuInt8VnniGemv.QuantizeChunks(xp, (int)rows, k, scratch));
             }
             finally { NativeMemory.AlignedFree(scratch); }
         }

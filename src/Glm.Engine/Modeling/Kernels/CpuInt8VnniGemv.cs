@@ -88,6 +88,43 @@ internal static unsafe class CpuInt8VnniGemv
         Finish(w, s, x, y, rows, k, n, r0, r1);
     }
 
+    /// <summary>Input rows one pass of <see cref="Rows"/> takes; more rows are done in chunks of this many.</summary>
+    public const int ChunkRows = 4;
+
+    /// <summary>Most input rows <see cref="ChunkedRows"/> takes (16 streams of continuous batching).</summary>
+    public const int MaxRows = 16;
+
+    /// <summary>Weight rows per L2 block in <see cref="ChunkedRows"/>: 64 rows of k = 4608 are 288 KiB, so the chunks after the
+    /// first read the block from L2 instead of memory.</summary>
+    private const long RowBlock = 64;
+
+    /// <summary>Scratch for <paramref name="rows"/> input rows quantized chunk by chunk (<see cref="QuantizeChunks"/>).</summary>
+    public static long ChunkedScratchBytes(int rows, long k) => (rows + ChunkRows - 1) / ChunkRows * ScratchBytes(ChunkRows, k);
+
+    /// <summary><see cref="QuantizeActivations"/> for each chunk of <see cref="ChunkRows"/> rows into its own scratch region.</summary>
+    public static void QuantizeChunks(float* x, int rows, long k, byte* scratch)
+    {
+        long chunkBytes = ScratchBytes(ChunkRows, k);
+        for (int m0 = 0, c = 0; m0 < rows; m0 += ChunkRows, c++)
+            QuantizeActivations(x + m0 * k, Math.Min(ChunkRows, rows - m0), k, scratch + c * chunkBytes);
+    }
+
+    /// <summary>
+    /// <see cref="Rows"/> for up to <see cref="MaxRows"/> input rows: weight rows go in L2-sized blocks, and each block is
+    /// multiplied with every chunk of <see cref="ChunkRows"/> input rows before the next block is read, so the weights stream
+    /// from memory once whatever the row count (the chunks after the first find them in L2).
+    /// </summary>
+    public static void ChunkedRows(sbyte* w, float* s, float* x, byte* scratch, float* y, int rows, long k, long n, long r0, long r1)
+    {
+        long chunkBytes = ScratchBytes(ChunkRows, k);
+        for (long b0 = r0; b0 < r1; b0 += RowBlock)
+        {
+            long b1 = Math.Min(r1, b0 + RowBlock);
+            for (int m0 = 0, c = 0; m0 < rows; m0 += ChunkRows, c++)
+                Rows(w, s, x + m0 * k, scratch + c * chunkBytes, y + m0 * n, Math.Min(ChunkRows, rows - m0), k, n, b0, b1);
+        }
+    }
+
     /// <summary>y = (y + the fp32 dot product over the columns after the last full block) · the row's scale.</summary>
     private static void Finish(sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
