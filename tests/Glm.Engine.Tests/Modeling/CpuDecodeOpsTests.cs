@@ -174,6 +174,45 @@ public class CpuDecodeOpsTests
     }
 
     [Fact]
+    public unsafe void VectorFp16RoundingEqualsHalfConversion()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        var random = new Random(19);
+        var values = new List<float> { 0f, -0f, 65504f, 65519.99f, 65520f, -65520f, 1e30f, float.PositiveInfinity, float.NegativeInfinity,
+            float.NaN, 6.1035156e-5f, 6.1035152e-5f, 5.9604645e-8f, 2.9802322e-8f, 2.9802326e-8f, 8.940697e-8f, 1e-45f, -3e-6f };
+        while (values.Count < 8192)
+        {
+            int kind = values.Count % 4;
+            float v = kind switch
+            {
+                0 => (float)((random.NextDouble() - 0.5) * 200),              // ordinary activations
+                1 => (float)((random.NextDouble() - 0.5) * 2e-4),              // around the subnormal range
+                2 => BitConverter.UInt32BitsToSingle(0x38000000u + (uint)random.Next(0x10000000) & ~0xFFFu | 0x1000u), // exact ties
+                _ => BitConverter.UInt32BitsToSingle((uint)random.Next() ^ ((uint)random.Next() << 16)),
+            };
+            values.Add(v);
+        }
+        var input = values.ToArray();
+        var stored = new ushort[input.Length];
+        fixed (float* v = input)
+        fixed (ushort* o = stored)
+            for (int i = 0; i < input.Length; i += 16)
+            {
+                var vector = System.Runtime.Intrinsics.Vector512.Load(v + i);
+                KernelSupport.StoreHalf(o + i, vector);
+                var widened = KernelSupport.RoundHalf(vector);
+                for (int j = 0; j < 16; j++)
+                    if (Half.IsFinite((Half)input[i + j])) Assert.Equal((float)(Half)input[i + j], widened[j]);
+            }
+        for (int i = 0; i < input.Length; i++)
+        {
+            ushort expected = BitConverter.HalfToUInt16Bits((Half)input[i]);
+            if (Half.IsNaN((Half)input[i])) Assert.True(Half.IsNaN(BitConverter.UInt16BitsToHalf(stored[i])), $"{input[i]}");
+            else Assert.True(expected == stored[i], $"{input[i]:R}: expected 0x{expected:X4}, got 0x{stored[i]:X4}");
+        }
+    }
+
+    [Fact]
     public void GreedyDecodingGivesTheSameTokensWithAndWithoutTheKernels()
     {
         Runtime.TorchRuntime.EnsureInitialized();

@@ -81,7 +81,10 @@ internal static unsafe partial class CpuDecodeOps
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AttendGroup(in Strides s, Kind e, long r, long g, long firstHead, long count, long seen, float scale, float* buffer)
     {
-        long d = s.D;
+        // Locals, not struct fields: stores through the float pointers below could alias the struct, so the JIT would reload
+        // every field inside the loops.
+        long d = s.D, k2 = s.K2, v2 = s.V2;
+        byte* keys = s.K, values = s.V;
         float* qf = buffer, acc = buffer + count * d, kf = acc + count * d, scores = kf + d;
         for (long h = 0; h < count; h++)
             for (long i = 0; i < d; i++) qf[h * d + i] = Load(s.Q, e, r * s.Q0 + (firstHead + h) * s.Q1 + i);
@@ -90,8 +93,8 @@ internal static unsafe partial class CpuDecodeOps
         long kBase = r * s.K0 + g * s.K1;
         for (long j = 0; j < seen; j++)
         {
-            long row = kBase + j * s.K2;
-            for (long i = 0; i < d; i += 16) Avx512F.Store(kf + i, Wide(s.K, e, row + i));
+            long row = kBase + j * k2;
+            for (long i = 0; i < d; i += 16) Avx512F.Store(kf + i, Wide(keys, e, row + i));
             for (long h = 0; h < count; h++)
             {
                 float* qh = qf + h * d;
@@ -123,10 +126,10 @@ internal static unsafe partial class CpuDecodeOps
                     long j = j0;
                     for (; j + 2 <= j1; j += 2)
                     {
-                        a0 = Avx512F.FusedMultiplyAdd(Wide(s.V, e, vBase + j * s.V2 + i), Vector512.Create(p[j]), a0);
-                        a1 = Avx512F.FusedMultiplyAdd(Wide(s.V, e, vBase + (j + 1) * s.V2 + i), Vector512.Create(p[j + 1]), a1);
+                        a0 = Avx512F.FusedMultiplyAdd(Wide(values, e, vBase + j * v2 + i), Vector512.Create(p[j]), a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Wide(values, e, vBase + (j + 1) * v2 + i), Vector512.Create(p[j + 1]), a1);
                     }
-                    if (j < j1) a0 = Avx512F.FusedMultiplyAdd(Wide(s.V, e, vBase + j * s.V2 + i), Vector512.Create(p[j]), a0);
+                    if (j < j1) a0 = Avx512F.FusedMultiplyAdd(Wide(values, e, vBase + j * v2 + i), Vector512.Create(p[j]), a0);
                     Avx512F.Store(ah + i, a0 + a1);
                 }
             }

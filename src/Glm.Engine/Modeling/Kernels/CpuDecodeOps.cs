@@ -53,14 +53,14 @@ internal static unsafe partial class CpuDecodeOps
         var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
-        bool vector = Avx512F.IsSupported && e == Kind.Bf16 && h % 16 == 0;
+        bool vector = Avx512F.IsSupported && e != Kind.Fp32 && h % 16 == 0;
         ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             for (long r = r0; r < r1; r++)
             {
                 if (vector)
                 {
-                    Bf16RmsRow((ushort*)xp + r * h, (ushort*)wp, (ushort*)yp + r * h, h, epsilon, castBeforeWeight);
+                    HalfRmsRow(e == Kind.Bf16, (ushort*)xp + r * h, (ushort*)wp, (ushort*)yp + r * h, h, epsilon, castBeforeWeight);
                     continue;
                 }
                 float sum = 0;
@@ -77,22 +77,22 @@ internal static unsafe partial class CpuDecodeOps
         return y;
     }
 
-    /// <summary>One bf16 row of <see cref="TryRmsNorm"/> in 16-wide vectors (h a multiple of 16); same roundings.</summary>
+    /// <summary>One bf16 or fp16 row of <see cref="TryRmsNorm"/> in 16-wide vectors (h a multiple of 16); same roundings.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Bf16RmsRow(ushort* x, ushort* w, ushort* y, long h, float epsilon, bool castBeforeWeight)
+    private static void HalfRmsRow(bool bf16, ushort* x, ushort* w, ushort* y, long h, float epsilon, bool castBeforeWeight)
     {
         var squares = Vector512<float>.Zero;
         for (long i = 0; i < h; i += 16)
         {
-            var v = WidenBf16(x + i);
+            var v = Load16(x + i, bf16);
             squares = Avx512F.FusedMultiplyAdd(v, v, squares);
         }
         var inv = Vector512.Create(1f / MathF.Sqrt(Vector512.Sum(squares) / h + epsilon));
         for (long i = 0; i < h; i += 16)
         {
-            var normed = WidenBf16(x + i) * inv;
-            var weight = WidenBf16(w + i);
-            StoreBf16(y + i, castBeforeWeight ? weight * KernelSupport.RoundBf16(normed) : weight * normed);
+            var normed = Load16(x + i, bf16) * inv;
+            var weight = Load16(w + i, bf16);
+            Store16(y + i, castBeforeWeight ? weight * Round16(normed, bf16) : weight * normed, bf16);
         }
     }
 
@@ -160,9 +160,10 @@ internal static unsafe partial class CpuDecodeOps
                         // silu in fp32 vectors (exp dominates), then the two roundings per element as libtorch does them.
                         var g = Wide(gp, e, src + i);
                         var activated = g / (Vector512<float>.One + Vector512.Exp(-g));
-                        if (e == Kind.Bf16)
+                        if (e != Kind.Fp32)
                         {
-                            StoreBf16((ushort*)yp + dst + i, KernelSupport.RoundBf16(activated) * Wide(gp, e, src + ffn + i));
+                            bool bf16 = e == Kind.Bf16;
+                            Store16((ushort*)yp + dst + i, Round16(activated, bf16) * Wide(gp, e, src + ffn + i), bf16);
                             continue;
                         }
                         Avx512F.Store(silu, activated);

@@ -108,8 +108,8 @@ internal static unsafe class KernelSupport
         else
         {
             long i = 0;
-            if (x.dtype == ScalarType.BFloat16 && Avx512F.IsSupported)
-                for (; i + 16 <= count; i += 16) Avx512F.Store(buffer + i, WidenBf16((ushort*)src + i));
+            if (Avx512F.IsSupported)
+                for (bool bf16 = x.dtype == ScalarType.BFloat16; i + 16 <= count; i += 16) Avx512F.Store(buffer + i, Load16((ushort*)src + i, bf16));
             for (; i < count; i++) buffer[i] = LoadAny(src, x.dtype, i);
         }
         return buffer;
@@ -127,7 +127,8 @@ internal static unsafe class KernelSupport
         byte* outp = Data(result);
         byte* bp = bias is null ? null : Data(bias);
         var biasType = bias?.dtype ?? ScalarType.Float32;
-        bool vector = Avx512F.IsSupported && dtype == ScalarType.BFloat16 && biasType != ScalarType.Float16;
+        bool vector = Avx512F.IsSupported && (dtype == ScalarType.BFloat16 || dtype == ScalarType.Float16);
+        bool bf16 = dtype == ScalarType.BFloat16;
         for (long r = 0; r < rows; r++)
         {
             long j = 0;
@@ -135,8 +136,9 @@ internal static unsafe class KernelSupport
                 for (; j + 16 <= n; j += 16)
                 {
                     var v = Avx512F.LoadVector512(y + r * n + j);
-                    if (bp != null) v += biasType == ScalarType.BFloat16 ? WidenBf16((ushort*)bp + j) : Avx512F.LoadVector512((float*)bp + j);
-                    StoreBf16((ushort*)outp + r * n + j, v);
+                    if (bp != null)
+                        v += biasType == ScalarType.Float32 ? Avx512F.LoadVector512((float*)bp + j) : Load16((ushort*)bp + j, biasType == ScalarType.BFloat16);
+                    Store16((ushort*)outp + r * n + j, v, bf16);
                 }
             for (; j < n; j++)
             {
@@ -182,4 +184,46 @@ internal static unsafe class KernelSupport
         var rounded = bits + Vector512.Create(0x7FFFu) + (Avx512F.ShiftRightLogical(bits, 16) & Vector512<uint>.One);
         return (rounded & Vector512.Create(0xFFFF0000u)).AsSingle();
     }
+
+    /// <summary>
+    /// 16 fp32 values as fp16 bit patterns (low 16 bits of each lane), rounded to nearest even exactly as <c>(Half)v</c>:
+    /// normal results drop 13 mantissa bits with the add-and-carry rounding and rebias the exponent (overflow saturates to
+    /// ±inf); results below 2⁻¹⁴ are |v|·2²⁴ converted to an integer (round-to-nearest-even, exact scaling), which is the
+    /// subnormal mantissa; NaN becomes the quiet NaN 0x7E00. .NET has no F16C intrinsics, hence the integer route.
+    /// </summary>
+    public static Vector512<uint> HalfBits(Vector512<float> v)
+    {
+        var bits = v.AsUInt32();
+        var sign = Avx512F.ShiftRightLogical(bits, 16) & Vector512.Create(0x8000u);
+        var abs = bits & Vector512.Create(0x7FFFFFFFu);
+        var carry = Avx512F.ShiftRightLogical(abs, 13) & Vector512<uint>.One;
+        var normal = Avx512F.ShiftRightLogical(abs + Vector512.Create(0xFFFu) + carry, 13) - Vector512.Create(0x1C000u);
+        normal = Vector512.Min(normal, Vector512.Create(0x7C00u));
+        var subnormal = Avx512F.ConvertToVector512Int32(abs.AsSingle() * Vector512.Create(16777216f)).AsUInt32();
+        var h = Vector512.ConditionalSelect(Vector512.LessThan(abs, Vector512.Create(0x38800000u)), subnormal, normal);
+        h = Vector512.ConditionalSelect(Vector512.GreaterThan(abs, Vector512.Create(0x7F800000u)), Vector512.Create(0x7E00u), h);
+        return h | sign;
+    }
+
+    /// <summary><paramref name="v"/> rounded to fp16 (<see cref="HalfBits"/>) and stored at <paramref name="p"/>.</summary>
+    public static void StoreHalf(ushort* p, Vector512<float> v) => Avx.Store(p, Avx512F.ConvertToVector256UInt16(HalfBits(v)));
+
+    /// <summary><paramref name="v"/> rounded to fp16 and widened back (finite results; see <see cref="WidenHalf"/>).</summary>
+    public static Vector512<float> RoundHalf(Vector512<float> v) => WidenHalf(HalfBits(v));
+
+    /// <summary>16 fp16 values at <paramref name="p"/> as fp32 (finite values).</summary>
+    public static Vector512<float> LoadHalf(ushort* p) => WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(p)));
+
+    /// <summary>16 bf16 (<paramref name="bf16"/>) or fp16 values at <paramref name="p"/> as fp32.</summary>
+    public static Vector512<float> Load16(ushort* p, bool bf16) => bf16 ? WidenBf16(p) : LoadHalf(p);
+
+    /// <summary><paramref name="v"/> rounded to bf16 (<paramref name="bf16"/>) or fp16 and stored at <paramref name="p"/>.</summary>
+    public static void Store16(ushort* p, Vector512<float> v, bool bf16)
+    {
+        if (bf16) StoreBf16(p, v);
+        else StoreHalf(p, v);
+    }
+
+    /// <summary><paramref name="v"/> rounded to bf16 (<paramref name="bf16"/>) or fp16 and widened back.</summary>
+    public static Vector512<float> Round16(Vector512<float> v, bool bf16) => bf16 ? RoundBf16(v) : RoundHalf(v);
 }
