@@ -10,9 +10,12 @@ namespace Glm.Engine.Modeling.Kernels;
 
 internal static unsafe partial class CpuDecodeOps
 {
-    /// <summary>Keys per block of the p·V pass: a block of V rows (32 KiB in bf16 at d = 128) stays in L1 while every query
-    /// head of the group reads it.</summary>
-    private const long ValueBlock = 128;
+    /// <summary>Keys per block of the p·V pass: the block's V rows are widened once into fp32 (32 KiB at d = 128), which stays
+    /// in L1 while every query head of the group reads it.</summary>
+    private const long ValueBlock = 64;
+
+    /// <summary>Keys whose scores are reduced together (<see cref="Dot16"/>).</summary>
+    private const long KeyBlock = 16;
 
     /// <summary>
     /// Attention of one new token over the cache with grouped KV heads (query head h reads KV head h / (heads / kvHeads)), as
@@ -45,7 +48,7 @@ internal static unsafe partial class CpuDecodeOps
         long itemsPerRow = groups * slices;
         ForRowRanges(b * itemsPerRow, threads, small: b * heads * t * d < (1L << 17), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
-            float* buffer = (float*)NativeMemory.Alloc((nuint)(headsPerItem * (2 * d + t) + d), sizeof(float));
+            float* buffer = (float*)NativeMemory.Alloc((nuint)(headsPerItem * (2 * d + t) + (1 + KeyBlock + ValueBlock) * d), sizeof(float));
             try
             {
                 for (long item = first; item < end; item++)
@@ -85,51 +88,55 @@ internal static unsafe partial class CpuDecodeOps
         // every field inside the loops.
         long d = s.D, k2 = s.K2, v2 = s.V2;
         byte* keys = s.K, values = s.V;
-        float* qf = buffer, acc = buffer + count * d, kf = acc + count * d, scores = kf + d;
+        float* qf = buffer, acc = qf + count * d, kf = acc + count * d, kb = kf + d, vb = kb + KeyBlock * d, scores = vb + ValueBlock * d;
         for (long h = 0; h < count; h++)
             for (long i = 0; i < d; i++) qf[h * d + i] = Load(s.Q, e, r * s.Q0 + (firstHead + h) * s.Q1 + i);
 
-        // Scores: each K row widened once, then dotted with every head's query.
-        long kBase = r * s.K0 + g * s.K1;
-        for (long j = 0; j < seen; j++)
+        // Scores, 16 keys at a time: the K rows are widened once for all heads, and each head's 16 dot products are reduced
+        // together (one shuffle tree instead of 16 horizontal sums).
+        long kBase = r * s.K0 + g * s.K1, j = 0;
+        for (; j + KeyBlock <= seen; j += KeyBlock)
+        {
+            for (long jj = 0; jj < KeyBlock; jj++)
+                for (long i = 0; i < d; i += 16) Avx512F.Store(kb + jj * d + i, Wide(keys, e, kBase + (j + jj) * k2 + i));
+            for (long h = 0; h < count; h++) Avx512F.Store(scores + h * seen + j, Dot16(qf + h * d, kb, d));
+        }
+        for (; j < seen; j++)
         {
             long row = kBase + j * k2;
             for (long i = 0; i < d; i += 16) Avx512F.Store(kf + i, Wide(keys, e, row + i));
             for (long h = 0; h < count; h++)
             {
                 float* qh = qf + h * d;
-                Vector512<float> a = Vector512<float>.Zero, c = Vector512<float>.Zero;
-                long i = 0;
-                for (; i + 32 <= d; i += 32)
-                {
-                    a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i), Avx512F.LoadVector512(qh + i), a);
-                    c = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i + 16), Avx512F.LoadVector512(qh + i + 16), c);
-                }
-                if (i < d) a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i), Avx512F.LoadVector512(qh + i), a);
-                scores[h * seen + j] = Vector512.Sum(a + c);
+                var a = Vector512<float>.Zero;
+                for (long i = 0; i < d; i += 16) a = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(kf + i), Avx512F.LoadVector512(qh + i), a);
+                scores[h * seen + j] = Vector512.Sum(a);
             }
         }
         for (long h = 0; h < count; h++) Softmax(scores + h * seen, seen, scale, e);
 
-        // Σ p·v: blocks of V rows read by every head while they are in L1.
+        // Σ p·v: blocks of V rows widened once, then read by every head while they are in L1.
         for (long i = 0; i < count * d; i++) acc[i] = 0;
         long vBase = r * s.V0 + g * s.V1;
         for (long j0 = 0; j0 < seen; j0 += ValueBlock)
         {
             long j1 = Math.Min(seen, j0 + ValueBlock);
+            for (long jj = j0; jj < j1; jj++)
+                for (long i = 0; i < d; i += 16) Avx512F.Store(vb + (jj - j0) * d + i, Wide(values, e, vBase + jj * v2 + i));
             for (long h = 0; h < count; h++)
             {
                 float* p = scores + h * seen, ah = acc + h * d;
                 for (long i = 0; i < d; i += 16)
                 {
                     Vector512<float> a0 = Avx512F.LoadVector512(ah + i), a1 = Vector512<float>.Zero;
-                    long j = j0;
-                    for (; j + 2 <= j1; j += 2)
+                    long jj = j0;
+                    for (; jj + 2 <= j1; jj += 2)
                     {
-                        a0 = Avx512F.FusedMultiplyAdd(Wide(values, e, vBase + j * v2 + i), Vector512.Create(p[j]), a0);
-                        a1 = Avx512F.FusedMultiplyAdd(Wide(values, e, vBase + (j + 1) * v2 + i), Vector512.Create(p[j + 1]), a1);
+                        float* vr = vb + (jj - j0) * d + i;
+                        a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(vr), Vector512.Create(p[jj]), a0);
+                        a1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(vr + d), Vector512.Create(p[jj + 1]), a1);
                     }
-                    if (j < j1) a0 = Avx512F.FusedMultiplyAdd(Wide(values, e, vBase + j * v2 + i), Vector512.Create(p[j]), a0);
+                    if (jj < j1) a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(vb + (jj - j0) * d + i), Vector512.Create(p[jj]), a0);
                     Avx512F.Store(ah + i, a0 + a1);
                 }
             }
@@ -139,6 +146,52 @@ internal static unsafe partial class CpuDecodeOps
             long outBase = (r * s.Heads + firstHead + h) * d;
             for (long i = 0; i < d; i++) Store(s.Y, e, outBase + i, acc[h * d + i]);
         }
+    }
+
+    /// <summary>The dot products of query <paramref name="q"/> [d] with the 16 fp32 key rows at <paramref name="kb"/> [16, d], as one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Vector512<float> Dot16(float* q, float* kb, long d)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default,
+                         a8 = default, a9 = default, a10 = default, a11 = default, a12 = default, a13 = default, a14 = default, a15 = default;
+        for (long i = 0; i < d; i += 16)
+        {
+            var qv = Avx512F.LoadVector512(q + i);
+            float* k = kb + i;
+            a0 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k), qv, a0);
+            a1 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + d), qv, a1);
+            a2 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 2 * d), qv, a2);
+            a3 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 3 * d), qv, a3);
+            a4 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 4 * d), qv, a4);
+            a5 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 5 * d), qv, a5);
+            a6 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 6 * d), qv, a6);
+            a7 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 7 * d), qv, a7);
+            a8 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 8 * d), qv, a8);
+            a9 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 9 * d), qv, a9);
+            a10 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 10 * d), qv, a10);
+            a11 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 11 * d), qv, a11);
+            a12 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 12 * d), qv, a12);
+            a13 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 13 * d), qv, a13);
+            a14 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 14 * d), qv, a14);
+            a15 = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(k + 15 * d), qv, a15);
+        }
+        // Lane sums of 4 vectors per 128-bit lane, then the four 128-bit lanes folded: lane j of the result is Σ aj.
+        var u0 = SumsOfFour(a0, a1, a2, a3);
+        var u1 = SumsOfFour(a4, a5, a6, a7);
+        var u2 = SumsOfFour(a8, a9, a10, a11);
+        var u3 = SumsOfFour(a12, a13, a14, a15);
+        var v = Avx512F.Shuffle4x128(u0, u1, 0x88) + Avx512F.Shuffle4x128(u0, u1, 0xDD);
+        var w = Avx512F.Shuffle4x128(u2, u3, 0x88) + Avx512F.Shuffle4x128(u2, u3, 0xDD);
+        return Avx512F.Shuffle4x128(v, w, 0x88) + Avx512F.Shuffle4x128(v, w, 0xDD);
+    }
+
+    /// <summary>In each 128-bit lane L: [Σ a.L, Σ b.L, Σ c.L, Σ d.L] (sums of that lane's four elements).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> SumsOfFour(Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        var ab = Avx512F.UnpackLow(a, b) + Avx512F.UnpackHigh(a, b);
+        var cd = Avx512F.UnpackLow(c, d) + Avx512F.UnpackHigh(c, d);
+        return Avx512F.Shuffle(ab, cd, 0x44) + Avx512F.Shuffle(ab, cd, 0xEE);
     }
 
     /// <summary>
