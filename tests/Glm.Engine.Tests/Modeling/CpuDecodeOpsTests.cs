@@ -174,6 +174,30 @@ public class CpuDecodeOpsTests
     }
 
     [Fact]
+    public unsafe void VectorExpIsWithinTwoUlpOfMathFExp()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        var random = new Random(23);
+        var values = new float[16 * 1024];
+        for (int i = 0; i < values.Length; i++)
+            values[i] = i % 3 == 0 ? (float)(random.NextDouble() * 175.6 - 87.3) : (float)(random.NextDouble() * 40 - 20);
+        values[0] = 0; values[1] = -87.3f; values[2] = 88.3f; values[3] = 1e-7f;
+        fixed (float* v = values)
+            for (int i = 0; i < values.Length; i += 16)
+            {
+                var e = KernelSupport.Exp(System.Runtime.Intrinsics.Vector512.Load(v + i));
+                for (int j = 0; j < 16; j++)
+                {
+                    double expected = Math.Exp(values[i + j]);
+                    double ulps = Math.Abs(e[j] - expected) / (MathF.BitIncrement((float)expected) - (float)expected);
+                    Assert.True(ulps <= 2, $"exp({values[i + j]:R}) = {e[j]:R}, expected {expected:R} ({ulps:F1} ulp)");
+                }
+            }
+        var clamped = KernelSupport.Exp(System.Runtime.Intrinsics.Vector512.Create(-1000f));
+        Assert.True(clamped[0] >= 0 && clamped[0] < 1.2e-38f);
+    }
+
+    [Fact]
     public unsafe void VectorFp16RoundingEqualsHalfConversion()
     {
         if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;

@@ -32,9 +32,10 @@ internal static unsafe partial class CpuDecodeOps
     {
         if (!Enabled || !Avx512F.IsSupported || q.device_type != DeviceType.CPU || q.requires_grad || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return null;
         if (q.dtype != k.dtype || q.dtype != v.dtype || (q.dtype != ScalarType.BFloat16 && q.dtype != ScalarType.Float16 && q.dtype != ScalarType.Float32)) return null;
-        long b = q.shape[0], heads = q.shape[1], d = q.shape[3], groups = k.shape[1], t = k.shape[2];
-        if (q.shape[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || k.shape[0] != b || v.shape[0] != b || v.shape[1] != groups ||
-            v.shape[2] != t || k.shape[3] != d || v.shape[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
+        long[] qs = q.shape, ks = k.shape, vs = v.shape; // one native call each
+        long b = qs[0], heads = qs[1], d = qs[3], groups = ks[1], t = ks[2];
+        if (qs[2] != 1 || d % 16 != 0 || groups == 0 || heads % groups != 0 || ks[0] != b || vs[0] != b || vs[1] != groups ||
+            vs[2] != t || ks[3] != d || vs[3] != d || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1 || t == 0)
             return null;
         if (b > MaxRows) return null;
         var lengths = new long[b];
@@ -219,7 +220,7 @@ internal static unsafe partial class CpuDecodeOps
         var vTotal = Vector512<float>.Zero;
         for (long j = 0; j < body; j += 16)
         {
-            var p = Vector512.Exp(Avx512F.LoadVector512(x + j) - vTop);
+            var p = KernelSupport.Exp(Avx512F.LoadVector512(x + j) - vTop);
             Avx512F.Store(x + j, p);
             vTotal += p;
         }

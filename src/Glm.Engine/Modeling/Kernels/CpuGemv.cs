@@ -32,15 +32,16 @@ internal static unsafe class CpuGemv
         if (!Enabled || x.device_type != DeviceType.CPU || weight.dim() != 2 || x.requires_grad || weight.requires_grad) return null;
         var wt = weight.dtype;
         if (wt != ScalarType.BFloat16 && wt != ScalarType.Float16 && wt != ScalarType.Float32) return null;
-        long k = weight.shape[1], n = weight.shape[0];
-        if (x.shape[^1] != k || k % 32 != 0 || !weight.is_contiguous()) return null;
+        long[] ws = weight.shape, xs = x.shape; // each read is a native call
+        long k = ws[1], n = ws[0];
+        if (xs[^1] != k || k % 32 != 0 || !weight.is_contiguous()) return null;
         long rows = x.NumberOfElements / k;
         if (rows > MaxRows || rows == 0) return null;
 
         if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
 
         byte* wp = Data(weight);
-        return LinearThroughBuffers(x, n, bias, ThreadCount(Threads), (xp, yp, r0, r1) => Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1));
+        return LinearThroughBuffers(x, xs, n, bias, ThreadCount(Threads), (xp, yp, r0, r1) => Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1));
     }
 
     /// <summary>Weights ahead of the current position that the loops prefetch (4 KiB of bf16): the hardware prefetcher alone

@@ -54,8 +54,9 @@ internal static unsafe class CpuInt8Gemv
     {
         if (!Enabled || x.device_type != DeviceType.CPU || q.dim() != 2 || x.requires_grad) return null;
         if (q.dtype != ScalarType.Int8 || scale.dtype != ScalarType.Float32 || !q.is_contiguous() || !scale.is_contiguous()) return null;
-        long k = q.shape[1], n = q.shape[0];
-        if (x.shape[^1] != k || scale.NumberOfElements != n) return null;
+        long[] qs = q.shape, xs = x.shape; // each read is a native call
+        long k = qs[1], n = qs[0];
+        if (xs[^1] != k || scale.NumberOfElements != n) return null;
         long rows = x.NumberOfElements / k;
         bool vnni = Int8Activations && CpuInt8VnniGemv.IsSupported;
         if (rows > (vnni ? CpuInt8VnniGemv.MaxRows : MaxRows) || rows == 0) return null;
@@ -71,14 +72,14 @@ internal static unsafe class CpuInt8Gemv
             byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, CpuInt8VnniGemv.ChunkedScratchBytes((int)rows, k)), 64);
             try
             {
-                return LinearThroughBuffers(x, n, bias, threads,
+                return LinearThroughBuffers(x, xs, n, bias, threads,
                     (xp, yp, r0, r1) => CpuInt8VnniGemv.ChunkedRows(wp, sp, xp, scratch, yp, (int)rows, k, n, r0, r1),
                     prepare: xp => CpuInt8VnniGemv.QuantizeChunks(xp, (int)rows, k, scratch));
             }
             finally { NativeMemory.AlignedFree(scratch); }
         }
         bool avx = UseAvx512 && Avx512F.IsSupported;
-        return LinearThroughBuffers(x, n, bias, threads, (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
+        return LinearThroughBuffers(x, xs, n, bias, threads, (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
     }
 
     private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
