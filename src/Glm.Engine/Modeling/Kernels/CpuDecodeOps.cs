@@ -214,12 +214,8 @@ internal static unsafe partial class CpuDecodeOps
 
     /// <summary>16 elements from element index <paramref name="i"/> of a bf16, fp16 or fp32 buffer, as fp32 (fp16: finite
     /// values only, see <see cref="KernelSupport.WidenHalf"/>).</summary>
-    private static Vector512<float> Wide(byte* p, Kind e, long i)
-    {
-        if (e == Kind.Fp32) return Avx512F.LoadVector512((float*)p + i);
-        var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256((ushort*)p + i));
-        return e == Kind.Bf16 ? Avx512F.ShiftLeftLogical(h, 16).AsSingle() : WidenHalf(h);
-    }
+    private static Vector512<float> Wide(byte* p, Kind e, long i) =>
+        e == Kind.Fp32 ? Avx512F.LoadVector512((float*)p + i) : Load16((ushort*)p + i, e == Kind.Bf16);
 
     /// <summary>Element type of a tensor these loops read and write.</summary>
     private enum Kind { Fp32, Bf16, Fp16 }

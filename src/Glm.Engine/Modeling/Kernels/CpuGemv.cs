@@ -72,8 +72,8 @@ internal static unsafe class CpuGemv
             for (long i = 0; i < k; i += 32)
             {
                 if (Prefetch) Sse.Prefetch0(row + i + PrefetchElements); // one 64-byte line per pass
-                var lo = bf16 ? WidenBf16(row + i) : WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i)));
-                var hi = bf16 ? WidenBf16(row + i + 16) : WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i + 16)));
+                var lo = Load16(row + i, bf16);
+                var hi = Load16(row + i + 16, bf16);
                 acc0 = Avx512F.FusedMultiplyAdd(lo, Avx512F.LoadVector512(x + i), acc0);
                 acc1 = Avx512F.FusedMultiplyAdd(hi, Avx512F.LoadVector512(x + i + 16), acc1);
             }
@@ -96,8 +96,7 @@ internal static unsafe class CpuGemv
             for (long i = 0; i < k; i += 16)
             {
                 if (Prefetch) Sse.Prefetch0(row + i + PrefetchElements);
-                var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(row + i));
-                var wv = bf16 ? Avx512F.ShiftLeftLogical(h, 16).AsSingle() : WidenHalf(h);
+                var wv = Load16(row + i, bf16);
                 a0 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x0 + i), a0);
                 a1 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x1 + i), a1);
                 if (rows > 2) a2 = Avx512F.FusedMultiplyAdd(wv, Avx512F.LoadVector512(x2 + i), a2);

@@ -36,8 +36,6 @@ internal static unsafe class CpuInt8Dequant
     private static void Rows(sbyte* q, float* s, byte* w, bool bf16, long k, long r0, long r1)
     {
         long body = k & ~15L;
-        var roundBias = Vector512.Create(0x7FFFu);
-        var one = Vector512.Create(1u);
         for (long r = r0; r < r1; r++)
         {
             sbyte* row = q + r * k;
@@ -47,14 +45,8 @@ internal static unsafe class CpuInt8Dequant
             {
                 ushort* dst = (ushort*)w + r * k;
                 for (long i = 0; i < body; i += 16)
-                {
-                    var f = Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(row + i))), scale);
-                    var bits = f.AsUInt32();
-                    // Round to nearest even: add 0x7FFF + the lowest kept bit, keep the high half (no NaNs: finite inputs).
-                    var rounded = Avx512F.ShiftRightLogical(bits + roundBias + (Avx512F.ShiftRightLogical(bits, 16) & one), 16);
-                    Avx.Store(dst + i, Avx512F.ConvertToVector256UInt16(rounded));
-                }
-                for (long i = body; i < k; i++) dst[i] = ToBf16(row[i] * sc);
+                    StoreBf16(dst + i, Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(row + i))), scale));
+                for (long i = body; i < k; i++) dst[i] = FloatToBf16(row[i] * sc);
             }
             else
             {
@@ -64,11 +56,5 @@ internal static unsafe class CpuInt8Dequant
                     Avx512F.Store(dst + i, Avx512F.Multiply(Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(row + i))), scale));
             }
         }
-    }
-
-    private static ushort ToBf16(float f)
-    {
-        uint bits = BitConverter.SingleToUInt32Bits(f);
-        return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
     }
 }

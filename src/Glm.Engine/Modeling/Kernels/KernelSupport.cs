@@ -163,6 +163,7 @@ internal static unsafe class KernelSupport
             Avx512F.ShiftLeftLogical(h & Vector512.Create(0x8000u), 16)).AsSingle();
 
     /// <summary>16 bf16 values at <paramref name="p"/> as fp32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> WidenBf16(ushort* p) =>
         Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(p)), 16).AsSingle();
 
@@ -170,19 +171,18 @@ internal static unsafe class KernelSupport
     /// <paramref name="v"/> rounded to bf16 (nearest even, as <see cref="FloatToBf16"/>) and stored at <paramref name="p"/>. Finite
     /// values and quiet NaNs round as libtorch does; a signalling-NaN pattern may come out as infinity.
     /// </summary>
-    public static void StoreBf16(ushort* p, Vector512<float> v)
-    {
-        var bits = v.AsUInt32();
-        var rounded = bits + Vector512.Create(0x7FFFu) + (Avx512F.ShiftRightLogical(bits, 16) & Vector512<uint>.One);
-        Avx.Store(p, Avx512F.ConvertToVector256UInt16(Avx512F.ShiftRightLogical(rounded, 16)));
-    }
+    public static void StoreBf16(ushort* p, Vector512<float> v) => Avx.Store(p, Avx512F.ConvertToVector256UInt16(Bf16Bits(v)));
 
     /// <summary><paramref name="v"/> rounded to bf16 and widened back: what storing an fp32 result into a bf16 tensor keeps.</summary>
-    public static Vector512<float> RoundBf16(Vector512<float> v)
+    public static Vector512<float> RoundBf16(Vector512<float> v) => Avx512F.ShiftLeftLogical(Bf16Bits(v), 16).AsSingle();
+
+    /// <summary>16 fp32 values as bf16 bit patterns (low 16 bits of each lane), rounded to nearest even (add 0x7FFF plus the
+    /// lowest kept bit, then drop the low half).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<uint> Bf16Bits(Vector512<float> v)
     {
         var bits = v.AsUInt32();
-        var rounded = bits + Vector512.Create(0x7FFFu) + (Avx512F.ShiftRightLogical(bits, 16) & Vector512<uint>.One);
-        return (rounded & Vector512.Create(0xFFFF0000u)).AsSingle();
+        return Avx512F.ShiftRightLogical(bits + Vector512.Create(0x7FFFu) + (Avx512F.ShiftRightLogical(bits, 16) & Vector512<uint>.One), 16);
     }
 
     /// <summary>
@@ -212,9 +212,11 @@ internal static unsafe class KernelSupport
     public static Vector512<float> RoundHalf(Vector512<float> v) => WidenHalf(HalfBits(v));
 
     /// <summary>16 fp16 values at <paramref name="p"/> as fp32 (finite values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LoadHalf(ushort* p) => WidenHalf(Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(p)));
 
     /// <summary>16 bf16 (<paramref name="bf16"/>) or fp16 values at <paramref name="p"/> as fp32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(ushort* p, bool bf16) => bf16 ? WidenBf16(p) : LoadHalf(p);
 
     /// <summary><paramref name="v"/> rounded to bf16 (<paramref name="bf16"/>) or fp16 and stored at <paramref name="p"/>.</summary>
