@@ -257,15 +257,7 @@ public sealed partial class GlmModel
         int firstScored = sep >= 0 ? sep + 1 : 1;
         if (firstScored >= ids.Count) throw new GlmException("perplexity: nothing to score after sop; expected Part B tokens after it.");
         double nll = 0;
-        int v = logits.GetLength(1);
-        for (int i = firstScored; i < ids.Count; i++)
-        {
-            double max = double.NegativeInfinity;
-            for (int j = 0; j < v; j++) max = Math.Max(max, logits[i - 1, j]);
-            double sum = 0;
-            for (int j = 0; j < v; j++) sum += Math.Exp(logits[i - 1, j] - max);
-            nll += max + Math.Log(sum) - logits[i - 1, ids[i]];
-        }
+        for (int i = firstScored; i < ids.Count; i++) nll += TokenNll(logits, i - 1, ids[i]);
         return Math.Exp(nll / (ids.Count - firstScored));
     }
 

@@ -18,6 +18,18 @@ public sealed record PerplexityResult(int Tokens, int ScoredTokens, long Charact
 
 public sealed partial class GlmModel
 {
+    /// <summary>−log softmax(<paramref name="logits"/>[<paramref name="row"/>])[<paramref name="id"/>] in nats, computed in double
+    /// with the row's maximum subtracted (the per-token loss of every host-side score: perplexity, bits per character).</summary>
+    internal static double TokenNll(float[,] logits, int row, int id)
+    {
+        int v = logits.GetLength(1);
+        double max = double.NegativeInfinity;
+        for (int j = 0; j < v; j++) max = Math.Max(max, logits[row, j]);
+        double sum = 0;
+        for (int j = 0; j < v; j++) sum += Math.Exp(logits[row, j] - max);
+        return max + Math.Log(sum) - logits[row, id];
+    }
+
     /// <summary>
     /// Scores <paramref name="ids"/> left to right with a sliding window of <paramref name="context"/> tokens and stride
     /// context/2: every token after the first is predicted once, with as much left context as the window allows.

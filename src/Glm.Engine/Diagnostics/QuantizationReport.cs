@@ -111,15 +111,9 @@ public static class QuantizationReport
     /// <summary>exp of the mean −log softmax(logits[i])[ids[i + 1]] over i &lt; n − 1 (NaN for a single token).</summary>
     private static double Perplexity(float[,] logits, IReadOnlyList<int> ids)
     {
-        int n = logits.GetLength(0), v = logits.GetLength(1);
+        int n = logits.GetLength(0);
         double nll = 0;
-        for (int i = 0; i + 1 < n; i++)
-        {
-            double max = double.NegativeInfinity, sum = 0;
-            for (int j = 0; j < v; j++) max = Math.Max(max, logits[i, j]);
-            for (int j = 0; j < v; j++) sum += Math.Exp(logits[i, j] - max);
-            nll += max + Math.Log(sum) - logits[i, ids[i + 1]];
-        }
+        for (int i = 0; i + 1 < n; i++) nll += GlmModel.TokenNll(logits, i, ids[i + 1]);
         return n > 1 ? Math.Exp(nll / (n - 1)) : double.NaN;
     }
 

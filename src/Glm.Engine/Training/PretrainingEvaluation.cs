@@ -105,13 +105,5 @@ public static class PretrainingEvaluation
         };
     }
 
-    private static double NllBits(float[,] logits, int row, int id)
-    {
-        int v = logits.GetLength(1);
-        double max = double.NegativeInfinity;
-        for (int j = 0; j < v; j++) max = Math.Max(max, logits[row, j]);
-        double sum = 0;
-        for (int j = 0; j < v; j++) sum += Math.Exp(logits[row, j] - max);
-        return (max + Math.Log(sum) - logits[row, id]) / Math.Log(2);
-    }
+    private static double NllBits(float[,] logits, int row, int id) => GlmModel.TokenNll(logits, row, id) / Math.Log(2);
 }
