@@ -81,6 +81,32 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
     /// </summary>
     public Tensor Forward(Tensor inputIds, Tensor positionIds, KvCache? cache, Tensor? mask, bool lastOnly)
     {
+        long s = inputIds.shape[1];
+        var x = Blocks(inputIds, positionIds, cache, mask);
+        if (lastOnly && s > 1) x = x.narrow(1, s - 1, 1);
+        return Head(x);
+    }
+
+    /// <summary>
+    /// Logits [n, V] of the flattened positions <paramref name="rows"/> (int64 indices into b·s) of a cache-free forward pass.
+    /// Training scores only Part B, so the vocabulary head (a third of the FLOPs and most of the activation memory at
+    /// this size) runs on those rows alone.
+    /// </summary>
+    public Tensor ForwardRows(Tensor inputIds, Tensor positionIds, Tensor? mask, Tensor rows)
+    {
+        var x = Blocks(inputIds, positionIds, null, mask);
+        return Head(x.view(-1, x.shape[^1]).index_select(0, rows));
+    }
+
+    private Tensor Head(Tensor x)
+    {
+        x = LayerNorm(x, _finalNorm, _cfg.NormEps, ComputeDType);
+        return _quantizedHead is not null ? _quantizedHead.Linear(x) : F.linear(x, Cast(_wordEmbeddings.Weight, ComputeDType));
+    }
+
+    /// <summary>Embeddings and every block: the hidden states [b, s, H] before the final LayerNorm.</summary>
+    private Tensor Blocks(Tensor inputIds, Tensor positionIds, KvCache? cache, Tensor? mask)
+    {
         long b = inputIds.shape[0], s = inputIds.shape[1];
         long past = cache?.Length ?? 0;
         Tensor positions, blockPositions;
@@ -101,9 +127,7 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
         for (int i = 0; i < _layers.Count; i++)
             x = _layers[i].Forward(x, cache, i, mask, ComputeDType, UseFusedAttention);
         if (cache is not null) cache.Length += (int)s;
-        if (lastOnly && s > 1) x = x.narrow(1, s - 1, 1);
-        x = LayerNorm(x, _finalNorm, _cfg.NormEps, ComputeDType);
-        return _quantizedHead is not null ? _quantizedHead.Linear(x) : F.linear(x, Cast(_wordEmbeddings.Weight, ComputeDType));
+        return x;
     }
 
     protected override void Dispose(bool disposing)

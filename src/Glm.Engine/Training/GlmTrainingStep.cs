@@ -27,11 +27,13 @@ internal static class GlmTrainingStep
             tensor(batch.PositionIds.Select(x => (long)x).ToArray(), new[] { b, l }),
             tensor(batch.BlockPositionIds.Select(x => (long)x).ToArray(), new[] { b, l }),
         }, 1).to(device);
-        var lossMask = tensor(batch.LossMask, new[] { b * l }, device: device);
-        var logits = network.Forward(ids, positions, null, SepMask(batch.Seps, l, device), lastOnly: false);
-        var nll = F.cross_entropy(logits.to(ScalarType.Float32).view(b * l, -1), targets, reduction: nn.Reduction.None);
-        long scored = (long)batch.LossMask.Sum();
-        return ((nll * lossMask).sum(), scored);
+        // Only rows with loss-mask 1 reach the vocabulary head; the collator's masks are 0/1 (Part B vs the rest).
+        var scoredRows = Enumerable.Range(0, batch.LossMask.Length).Where(i => batch.LossMask[i] > 0).Select(i => (long)i).ToArray();
+        if (scoredRows.Length == 0) return (zeros(1, device: device).sum(), 0);
+        var rows = tensor(scoredRows, device: device);
+        var logits = network.ForwardRows(ids, positions, SepMask(batch.Seps, l, device), rows);
+        var nll = F.cross_entropy(logits.to(ScalarType.Float32), targets.index_select(0, rows), reduction: nn.Reduction.Sum);
+        return (nll, scoredRows.Length);
     }
 
     /// <summary>Bool [b, 1, l, l]: key j visible to query i when j &lt; sep_b or j ≤ i.</summary>
