@@ -70,6 +70,7 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
     /// </summary>
     public Tensor Forward(Tensor inputIds, Tensor positionIds, KvCache? cache, Tensor? mask, bool lastOnly)
     {
+        if (cache is not null && DecodeStep() is { } step && step.TryRun(inputIds, positionIds, cache, mask) is { } logits1) return logits1;
         long b = inputIds.shape[0], s = inputIds.shape[1];
         long t = DecodeProfiler.Start();
         var x = _wordEmbeddings.Weight.index_select(0, inputIds.reshape(-1)).view(b, s, -1);
@@ -84,6 +85,21 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
         var logits = _outputLayer.Linear(x);
         DecodeProfiler.Stop(DecodeSection.OutputHead, t);
         return logits;
+    }
+
+    private ChatGlmDecodeStep? _decodeStep;
+    private bool _decodeStepTried;
+
+    /// <summary>The fused single-sequence decode step, built at the first decode (null where it does not apply).</summary>
+    private ChatGlmDecodeStep? DecodeStep()
+    {
+        if (!ChatGlmDecodeStep.Enabled) return null;
+        if (!_decodeStepTried)
+        {
+            _decodeStepTried = true;
+            _decodeStep = ChatGlmDecodeStep.TryCreate(_cfg, DType, Device, _layers.ToArray(), _wordEmbeddings, _finalNorm, _outputLayer, _rope, _hfNormRounding);
+        }
+        return _decodeStep;
     }
 
     /// <summary>
@@ -131,6 +147,7 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
         if (disposing)
         {
             _rope.Dispose();
+            _decodeStep?.Dispose();
             if (!ReferenceEquals(_outputLayer, _wordEmbeddings) && _cfg.TiedEmbeddings) _outputLayer.Dispose();
         }
         base.Dispose(disposing);
@@ -145,6 +162,16 @@ internal sealed class ChatGlmBlock : nn.Module
     private readonly Weights? _postSelfAttnNorm, _postMlpNorm;
     private readonly int _index;
     private readonly float _scale;
+
+    internal Weights InputNorm => _inputNorm;
+    internal Weights PostAttentionNorm => _postAttnNorm;
+    internal Weights Qkv => _qkv;
+    internal Weights Dense => _dense;
+    internal Weights GateUp => _gateUp;
+    internal Weights Down => _down;
+    internal Weights? PostSelfAttentionNorm => _postSelfAttnNorm;
+    internal Weights? PostMlpNorm => _postMlpNorm;
+    internal float AttentionScale => _scale;
 
     public ChatGlmBlock(GlmConfig cfg, WeightReader w, int index) : base($"layer{index}")
     {

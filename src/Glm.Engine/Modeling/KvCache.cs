@@ -21,7 +21,7 @@ public sealed class KvCache : IDisposable
     /// <summary>Batch rows.</summary>
     public int BatchSize { get; }
 
-    internal KvCache(int layers, int batch, int kvHeads, int capacity, int headDim, ScalarType dtype, Device device)
+    internal unsafe KvCache(int layers, int batch, int kvHeads, int capacity, int headDim, ScalarType dtype, Device device)
     {
         Capacity = capacity;
         BatchSize = batch;
@@ -32,7 +32,24 @@ public sealed class KvCache : IDisposable
             _keys[i] = zeros(new long[] { batch, kvHeads, capacity, headDim }, dtype: dtype, device: device);
             _values[i] = zeros(new long[] { batch, kvHeads, capacity, headDim }, dtype: dtype, device: device);
         }
+        if (device.type == TorchSharp.DeviceType.CPU)
+        {
+            _keyData = _keys.Select(t => (IntPtr)KernelSupport.Data(t)).ToArray();
+            _valueData = _values.Select(t => (IntPtr)KernelSupport.Data(t)).ToArray();
+        }
     }
+
+    // Element addresses of the CPU tensors, read once (each read is two native calls; the fused decode step needs 40 per token).
+    private readonly IntPtr[]? _keyData, _valueData;
+
+    /// <summary>Address of layer <paramref name="layer"/>'s keys [b, kvHeads, capacity, headDim] (CPU caches only).</summary>
+    internal unsafe byte* KeyData(int layer) => (byte*)_keyData![layer];
+
+    /// <summary>Address of layer <paramref name="layer"/>'s values (CPU caches only).</summary>
+    internal unsafe byte* ValueData(int layer) => (byte*)_valueData![layer];
+
+    /// <summary>True for a one-row CPU cache in plain append mode (no scheduler row targets): what the fused decode step writes.</summary>
+    internal bool IsPlainSingleRow => BatchSize == 1 && _row < 0 && _positions is null && _keyData is not null;
 
     // Write targets used by the continuous-batching scheduler (one slot per request, see Generation/BatchScheduler):
     // _row ≥ 0: the next forward writes row _row only (prefill of one slot, at Length..Length+s);

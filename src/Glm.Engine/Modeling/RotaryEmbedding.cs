@@ -15,6 +15,12 @@ internal sealed class RotaryEmbedding : IDisposable
     private readonly Tensor _sin;
 
     public int RotaryDim { get; }
+
+    /// <summary>cos table [maxPositions, rotaryDim/2] in the activation dtype.</summary>
+    public Tensor Cos => _cos;
+
+    /// <summary>sin table [maxPositions, rotaryDim/2] in the activation dtype.</summary>
+    public Tensor Sin => _sin;
     public int MaxPositions { get; }
 
     public RotaryEmbedding(int rotaryDim, double ropeBase, int maxPositions, ScalarType dtype, Device device)

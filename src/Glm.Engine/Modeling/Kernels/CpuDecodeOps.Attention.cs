@@ -40,13 +40,32 @@ internal static unsafe partial class CpuDecodeOps
         if (b > MaxRows) return null;
         var lengths = new long[b];
         if (!PrefixLengths(mask, b, t, lengths)) return null;
-        var e = KindOf(q.dtype);
         var y = empty(new long[] { b, heads, 1, d }, dtype: q.dtype);
         var s = new Strides(Data(q), Data(k), Data(v), Data(y), q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2),
             v.stride(0), v.stride(1), v.stride(2), d, heads);
+        Attend(s, KindOf(q.dtype), b, groups, t, lengths, scale);
+        return y;
+    }
+
+    /// <summary>
+    /// <see cref="TryAttention"/> for one row on raw memory (the fused decode step): <paramref name="q"/> [heads, d] and the
+    /// output <paramref name="y"/> [heads, d] contiguous; <paramref name="keys"/>/<paramref name="values"/> a cache row
+    /// [groups, capacity, d] of which the first <paramref name="seen"/> positions are attended.
+    /// </summary>
+    public static void AttendCacheRow(ScalarType dtype, byte* q, byte* keys, byte* values, byte* y, long heads, long groups, long d,
+        long capacity, long seen, float scale)
+    {
+        var s = new Strides(q, keys, values, y, heads * d, d, groups * capacity * d, capacity * d, d, groups * capacity * d, capacity * d, d, d, heads);
+        Attend(s, KindOf(dtype), 1, groups, seen, [seen], scale);
+    }
+
+    private static void Attend(in Strides s, Kind e, long b, long groups, long t, long[] lengths, float scale)
+    {
+        long heads = s.Heads, d = s.D;
         int threads = ThreadCount();
         long perGroup = heads / groups, slices = GroupSlices(b * groups, perGroup, threads), headsPerItem = perGroup / slices;
         long itemsPerRow = groups * slices;
+        var strides = s;
         ForRowRanges(b * itemsPerRow, threads, small: b * heads * t * d < (1L << 17), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
         {
             float* buffer = (float*)NativeMemory.Alloc((nuint)(headsPerItem * (2 * d + t) + (1 + KeyBlock + ValueBlock) * d), sizeof(float));
@@ -56,12 +75,11 @@ internal static unsafe partial class CpuDecodeOps
                 {
                     long r = item / itemsPerRow, g = item % itemsPerRow / slices;
                     long firstHead = g * perGroup + item % slices * headsPerItem;
-                    AttendGroup(s, e, r, g, firstHead, headsPerItem, lengths[r], scale, buffer);
+                    AttendGroup(strides, e, r, g, firstHead, headsPerItem, lengths[r], scale, buffer);
                 }
             }
             finally { NativeMemory.Free(buffer); }
         });
-        return y;
     }
 
     /// <summary>Base pointers and element strides of q, k, v and the output.</summary>

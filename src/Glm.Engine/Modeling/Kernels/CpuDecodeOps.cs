@@ -59,28 +59,35 @@ internal static unsafe partial class CpuDecodeOps
         var e = KindOf(x.dtype);
         byte* xp = Data(x), wp = Data(weight), yp = Data(y);
         float epsilon = (float)eps;
-        bool vector = Avx512F.IsSupported && e != Kind.Fp32 && h % 16 == 0;
-        ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
+        long size = x.ElementSize;
+        ForRowRanges(rows, ThreadCount(), small: rows * h < ParallelElements, (r0, r1) =>
         {
-            for (long r = r0; r < r1; r++)
-            {
-                if (vector)
-                {
-                    HalfRmsRow(e == Kind.Bf16, (ushort*)xp + r * h, (ushort*)wp, (ushort*)yp + r * h, h, epsilon, castBeforeWeight);
-                    continue;
-                }
-                float sum = 0;
-                for (long i = 0; i < h; i++) { float v = Load(xp, e, r * h + i); sum += v * v; }
-                float inv = 1f / MathF.Sqrt(sum / h + epsilon);
-                for (long i = 0; i < h; i++)
-                {
-                    float normed = Load(xp, e, r * h + i) * inv;
-                    float w = Load(wp, e, i);
-                    Store(yp, e, r * h + i, castBeforeWeight ? w * Round(e, normed) : w * normed);
-                }
-            }
+            for (long r = r0; r < r1; r++) RmsNormRow(e, xp + r * h * size, wp, yp + r * h * size, h, epsilon, castBeforeWeight);
         });
         return y;
+    }
+
+    /// <summary>One row of <see cref="TryRmsNorm"/> on raw memory of <paramref name="dtype"/> (the fused decode step calls it too).</summary>
+    public static void RmsNormRow(ScalarType dtype, byte* x, byte* weight, byte* y, long h, float epsilon, bool castBeforeWeight) =>
+        RmsNormRow(KindOf(dtype), x, weight, y, h, epsilon, castBeforeWeight);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RmsNormRow(Kind e, byte* xp, byte* wp, byte* yp, long h, float epsilon, bool castBeforeWeight)
+    {
+        if (Avx512F.IsSupported && e != Kind.Fp32 && h % 16 == 0)
+        {
+            HalfRmsRow(e == Kind.Bf16, (ushort*)xp, (ushort*)wp, (ushort*)yp, h, epsilon, castBeforeWeight);
+            return;
+        }
+        float sum = 0;
+        for (long i = 0; i < h; i++) { float v = Load(xp, e, i); sum += v * v; }
+        float inv = 1f / MathF.Sqrt(sum / h + epsilon);
+        for (long i = 0; i < h; i++)
+        {
+            float normed = Load(xp, e, i) * inv;
+            float w = Load(wp, e, i);
+            Store(yp, e, i, castBeforeWeight ? w * Round(e, normed) : w * normed);
+        }
     }
 
     /// <summary>One bf16 or fp16 row of <see cref="TryRmsNorm"/> in 16-wide vectors (h a multiple of 16); same roundings.</summary>
@@ -124,22 +131,58 @@ internal static unsafe partial class CpuDecodeOps
             long position = pos[r];
             if (position < 0 || position >= maxPositions) return false; // libtorch raises the index error
         }
-        for (long r = 0; r < b; r++)
+        for (long r = 0; r < b; r++) RotateRow(e, p + r * width * qkv.ElementSize, rotatedHeads, headDim, half, cp, sp, pos[r]);
+        return true;
+    }
+
+    /// <summary>Rotates heads [0, <paramref name="rotatedHeads"/>) of one fused-QKV row at <paramref name="row"/> for
+    /// <paramref name="position"/> (checked by the caller against the tables), as <see cref="TryRotateInPlace"/>.</summary>
+    public static void RotateRow(ScalarType dtype, byte* row, long rotatedHeads, long headDim, long half, byte* cos, byte* sin, long position) =>
+        RotateRow(KindOf(dtype), row, rotatedHeads, headDim, half, cos, sin, position);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RotateRow(Kind e, byte* p, long rotatedHeads, long headDim, long half, byte* cp, byte* sp, long position)
+    {
+        long table = position * half;
+        if (Avx512F.IsSupported && e != Kind.Fp32 && half % 8 == 0 && half <= 512)
         {
-            long table = pos[r] * half;
+            // 8 pairs per vector: cos duplicated over each pair, sin as (−s, s), and the pair-swapped input give
+            // (x0·c + x1·(−s), x1·c + x0·s) with the same two product roundings and one sum rounding as the scalar loop
+            // (bf16/fp16 products are exact in fp32, and rounding commutes with negation).
+            float* cosPairs = stackalloc float[(int)(2 * half)], sinPairs = stackalloc float[(int)(2 * half)];
+            for (long i = 0; i < half; i++)
+            {
+                float c = Load(cp, e, table + i), s = Load(sp, e, table + i);
+                cosPairs[2 * i] = cosPairs[2 * i + 1] = c;
+                sinPairs[2 * i] = -s;
+                sinPairs[2 * i + 1] = s;
+            }
+            bool bf16 = e == Kind.Bf16;
+            var swapPairs = Vector512.Create(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
             for (long head = 0; head < rotatedHeads; head++)
             {
-                long baseIndex = r * width + head * headDim;
-                for (long i = 0; i < half; i++)
+                ushort* row = (ushort*)p + head * headDim;
+                for (long j = 0; j < 2 * half; j += 16)
                 {
-                    float c = Load(cp, e, table + i), s = Load(sp, e, table + i);
-                    float x0 = Load(p, e, baseIndex + 2 * i), x1 = Load(p, e, baseIndex + 2 * i + 1);
-                    Store(p, e, baseIndex + 2 * i, Round(e, x0 * c) - Round(e, x1 * s));
-                    Store(p, e, baseIndex + 2 * i + 1, Round(e, x1 * c) + Round(e, x0 * s));
+                    var v = Load16(row + j, bf16);
+                    var swapped = Avx512F.PermuteVar16x32(v, swapPairs);
+                    var sum = Round16(v * Avx512F.LoadVector512(cosPairs + j), bf16) + Round16(swapped * Avx512F.LoadVector512(sinPairs + j), bf16);
+                    Store16(row + j, sum, bf16);
                 }
             }
+            return;
         }
-        return true;
+        for (long head = 0; head < rotatedHeads; head++)
+        {
+            long baseIndex = head * headDim;
+            for (long i = 0; i < half; i++)
+            {
+                float c = Load(cp, e, table + i), s = Load(sp, e, table + i);
+                float x0 = Load(p, e, baseIndex + 2 * i), x1 = Load(p, e, baseIndex + 2 * i + 1);
+                Store(p, e, baseIndex + 2 * i, Round(e, x0 * c) - Round(e, x1 * s));
+                Store(p, e, baseIndex + 2 * i + 1, Round(e, x1 * c) + Round(e, x0 * s));
+            }
+        }
     }
 
     /// <summary>silu(gate) · up for <paramref name="gateUp"/> [..., 2·<paramref name="ffn"/>] (gate first), as F.silu then a
@@ -153,36 +196,59 @@ internal static unsafe partial class CpuDecodeOps
         var y = empty(shape, dtype: gateUp.dtype);
         var e = KindOf(gateUp.dtype);
         byte* gp = Data(gateUp), yp = Data(y);
-        bool vector = Avx512F.IsSupported;
-        ForRowRanges(rows, ThreadCount(), small: rows * ffn < ParallelElements, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
+        long size = gateUp.ElementSize;
+        ForRowRanges(rows, ThreadCount(), small: rows * ffn < ParallelElements, (r0, r1) =>
         {
-            float* silu = stackalloc float[16];
-            for (long r = r0; r < r1; r++)
-            {
-                long src = r * 2 * ffn, dst = r * ffn, i = 0;
-                if (vector)
-                    for (; i + 16 <= ffn; i += 16)
-                    {
-                        // silu in fp32 vectors (exp dominates), then the two roundings per element as libtorch does them.
-                        var g = Wide(gp, e, src + i);
-                        var activated = g / (Vector512<float>.One + KernelSupport.Exp(-g));
-                        if (e != Kind.Fp32)
-                        {
-                            bool bf16 = e == Kind.Bf16;
-                            Store16((ushort*)yp + dst + i, Round16(activated, bf16) * Wide(gp, e, src + ffn + i), bf16);
-                            continue;
-                        }
-                        Avx512F.Store(silu, activated);
-                        for (int j = 0; j < 16; j++) Store(yp, e, dst + i + j, Round(e, silu[j]) * Load(gp, e, src + ffn + i + j));
-                    }
-                for (; i < ffn; i++)
-                {
-                    float g = Load(gp, e, src + i), u = Load(gp, e, src + ffn + i);
-                    Store(yp, e, dst + i, Round(e, g / (1f + MathF.Exp(-g))) * u);
-                }
-            }
+            for (long r = r0; r < r1; r++) SwiGluRow(e, gp + r * 2 * ffn * size, yp + r * ffn * size, ffn);
         });
         return y;
+    }
+
+    /// <summary>One row of <see cref="TrySwiGlu"/>: <paramref name="gateUp"/> [2·ffn] → <paramref name="y"/> [ffn].</summary>
+    public static void SwiGluRow(ScalarType dtype, byte* gateUp, byte* y, long ffn) => SwiGluRow(KindOf(dtype), gateUp, y, ffn);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SwiGluRow(Kind e, byte* gp, byte* yp, long ffn)
+    {
+        float* silu = stackalloc float[16];
+        long i = 0;
+        if (Avx512F.IsSupported)
+            for (; i + 16 <= ffn; i += 16)
+            {
+                // silu in fp32 vectors (exp dominates), then the two roundings per element as libtorch does them.
+                var g = Wide(gp, e, i);
+                var activated = g / (Vector512<float>.One + KernelSupport.Exp(-g));
+                if (e != Kind.Fp32)
+                {
+                    bool bf16 = e == Kind.Bf16;
+                    Store16((ushort*)yp + i, Round16(activated, bf16) * Wide(gp, e, ffn + i), bf16);
+                    continue;
+                }
+                Avx512F.Store(silu, activated);
+                for (int j = 0; j < 16; j++) Store(yp, e, i + j, Round(e, silu[j]) * Load(gp, e, ffn + i + j));
+            }
+        for (; i < ffn; i++)
+        {
+            float g = Load(gp, e, i), u = Load(gp, e, ffn + i);
+            Store(yp, e, i, Round(e, g / (1f + MathF.Exp(-g))) * u);
+        }
+    }
+
+    /// <summary><paramref name="x"/> = <paramref name="x"/> + <paramref name="y"/> over <paramref name="n"/> elements of
+    /// <paramref name="dtype"/>, summed in fp32 and rounded once (what libtorch's half-precision add stores).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AddInPlace(ScalarType dtype, byte* x, byte* y, long n)
+    {
+        var e = KindOf(dtype);
+        long i = 0;
+        if (Avx512F.IsSupported)
+        {
+            if (e == Kind.Fp32)
+                for (; i + 16 <= n; i += 16) Avx512F.Store((float*)x + i, Avx512F.LoadVector512((float*)x + i) + Avx512F.LoadVector512((float*)y + i));
+            else
+                for (bool bf16 = e == Kind.Bf16; i + 16 <= n; i += 16) Store16((ushort*)x + i, Load16((ushort*)x + i, bf16) + Load16((ushort*)y + i, bf16), bf16);
+        }
+        for (; i < n; i++) Store(x, e, i, Load(x, e, i) + Load(y, e, i));
     }
 
     /// <summary>

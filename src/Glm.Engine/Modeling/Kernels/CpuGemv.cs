@@ -29,19 +29,31 @@ internal static unsafe class CpuGemv
     /// <summary>y = x·Wᵀ (+ b) when this kernel applies; otherwise returns null so the caller uses libtorch.</summary>
     public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!Enabled || x.device_type != DeviceType.CPU || weight.dim() != 2 || x.requires_grad || weight.requires_grad) return null;
+        if (!Enabled || x.device_type != DeviceType.CPU || x.requires_grad || !IsFloatDType(x)) return null;
+        long[] xs = x.shape; // each read is a native call
+        long k = xs[^1], rows = k == 0 ? 0 : x.NumberOfElements / k;
+        if (TryKernel(weight, (int)Math.Min(rows, MaxRows + 1), out long n, out long inputs) is not { } kernel || inputs != k) return null;
+        if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n)) return null;
+        return LinearThroughBuffers(x, xs, n, bias, ThreadCount(Threads), kernel);
+    }
+
+    /// <summary>
+    /// The row kernel for <paramref name="weight"/> [n, k] (bf16/fp16/fp32, contiguous, k a multiple of 32, no autograd) and
+    /// <paramref name="rows"/> (1..<see cref="MaxRows"/>) fp32 input rows; null when this kernel does not take them. The kernel
+    /// holds the weight's address: keep the weight alive while using it.
+    /// </summary>
+    public static RowKernel? TryKernel(Tensor weight, int rows, out long n, out long k)
+    {
+        n = k = 0;
+        if (!Enabled || rows < 1 || rows > MaxRows || weight.dim() != 2 || weight.requires_grad || weight.device_type != DeviceType.CPU) return null;
         var wt = weight.dtype;
         if (wt != ScalarType.BFloat16 && wt != ScalarType.Float16 && wt != ScalarType.Float32) return null;
-        long[] ws = weight.shape, xs = x.shape; // each read is a native call
-        long k = ws[1], n = ws[0];
-        if (xs[^1] != k || k % 32 != 0 || !weight.is_contiguous()) return null;
-        long rows = x.NumberOfElements / k;
-        if (rows > MaxRows || rows == 0) return null;
-
-        if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
-
+        long[] ws = weight.shape;
+        long inputs = ws[1], outputs = ws[0];
+        if (inputs % 32 != 0 || !weight.is_contiguous()) return null;
+        (n, k) = (outputs, inputs);
         byte* wp = Data(weight);
-        return LinearThroughBuffers(x, xs, n, bias, ThreadCount(Threads), (xp, yp, r0, r1) => Run(wt, wp, xp, yp, (int)rows, k, n, r0, r1));
+        return (xp, yp, r0, r1) => Run(wt, wp, xp, yp, rows, inputs, outputs, r0, r1);
     }
 
     /// <summary>Weights ahead of the current position that the loops prefetch (4 KiB of bf16): the hardware prefetcher alone

@@ -21,13 +21,14 @@ internal static unsafe class KernelSupport
 
     /// <summary>
     /// Calls <paramref name="run"/>(r0, r1) on contiguous row ranges covering [0, <paramref name="rows"/>), one range per worker,
-    /// or once for all rows when <paramref name="threads"/> is 1 or <paramref name="small"/> (not worth the hand-off).
+    /// or once for all rows when <paramref name="threads"/> is 1 or <paramref name="small"/> (not worth the hand-off). The
+    /// ranges run on <see cref="KernelWorkers"/> (the caller takes the first).
     /// </summary>
     public static void ForRowRanges(long rows, int threads, bool small, Action<long, long> run)
     {
         if (threads == 1 || small) { run(0, rows); return; }
         long chunk = (rows + threads - 1) / threads;
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        KernelWorkers.Run(threads, t =>
         {
             long r0 = t * chunk, r1 = Math.Min(rows, r0 + chunk);
             if (r0 < r1) run(r0, r1);
@@ -98,21 +99,23 @@ internal static unsafe class KernelSupport
 
     /// <summary>The elements of contiguous bf16/fp16/fp32 <paramref name="x"/> widened to fp32 in native memory (free with
     /// <see cref="System.Runtime.InteropServices.NativeMemory.Free"/>): one managed pass instead of a libtorch cast op.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float* WidenToNative(Tensor x)
     {
         long count = x.NumberOfElements;
         var buffer = (float*)NativeMemory.Alloc((nuint)Math.Max(1, count), sizeof(float));
-        byte* src = Data(x);
-        if (x.dtype == ScalarType.Float32) Buffer.MemoryCopy(src, buffer, count * sizeof(float), count * sizeof(float));
-        else
-        {
-            long i = 0;
-            if (Avx512F.IsSupported)
-                for (bool bf16 = x.dtype == ScalarType.BFloat16; i + 16 <= count; i += 16) Avx512F.Store(buffer + i, Load16((ushort*)src + i, bf16));
-            for (; i < count; i++) buffer[i] = LoadAny(src, x.dtype, i);
-        }
+        WidenInto(Data(x), x.dtype, count, buffer);
         return buffer;
+    }
+
+    /// <summary><paramref name="count"/> bf16/fp16/fp32 elements at <paramref name="src"/> widened into fp32 <paramref name="dst"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void WidenInto(byte* src, ScalarType dtype, long count, float* dst)
+    {
+        if (dtype == ScalarType.Float32) { Buffer.MemoryCopy(src, dst, count * sizeof(float), count * sizeof(float)); return; }
+        long i = 0;
+        if (Avx512F.IsSupported)
+            for (bool bf16 = dtype == ScalarType.BFloat16; i + 16 <= count; i += 16) Avx512F.Store(dst + i, Load16((ushort*)src + i, bf16));
+        for (; i < count; i++) dst[i] = LoadAny(src, dtype, i);
     }
 
     /// <summary>
@@ -120,13 +123,18 @@ internal static unsafe class KernelSupport
     /// <paramref name="y"/> [rows, n] plus <paramref name="bias"/> [n] (same dtypes, or null), summed in fp32 and rounded once —
     /// what F.linear's epilogue does, without the separate cast and add ops.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Tensor FinishRows(float* y, long rows, long n, Tensor? bias, ScalarType dtype, long[] shape)
     {
         var result = torch.empty(shape, dtype: dtype);
-        byte* outp = Data(result);
-        byte* bp = bias is null ? null : Data(bias);
-        var biasType = bias?.dtype ?? ScalarType.Float32;
+        FinishRowsInto(y, rows, n, bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32, dtype, Data(result));
+        return result;
+    }
+
+    /// <summary><see cref="FinishRows"/> into caller-owned memory <paramref name="output"/> [rows, n] of <paramref name="dtype"/>;
+    /// <paramref name="bias"/> (of <paramref name="biasType"/>) may be null.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void FinishRowsInto(float* y, long rows, long n, byte* bias, ScalarType biasType, ScalarType dtype, byte* output)
+    {
         bool vector = Avx512F.IsSupported && (dtype == ScalarType.BFloat16 || dtype == ScalarType.Float16);
         bool bf16 = dtype == ScalarType.BFloat16;
         for (long r = 0; r < rows; r++)
@@ -136,21 +144,20 @@ internal static unsafe class KernelSupport
                 for (; j + 16 <= n; j += 16)
                 {
                     var v = Avx512F.LoadVector512(y + r * n + j);
-                    if (bp != null)
-                        v += biasType == ScalarType.Float32 ? Avx512F.LoadVector512((float*)bp + j) : Load16((ushort*)bp + j, biasType == ScalarType.BFloat16);
-                    Store16((ushort*)outp + r * n + j, v, bf16);
+                    if (bias != null)
+                        v += biasType == ScalarType.Float32 ? Avx512F.LoadVector512((float*)bias + j) : Load16((ushort*)bias + j, biasType == ScalarType.BFloat16);
+                    Store16((ushort*)output + r * n + j, v, bf16);
                 }
             for (; j < n; j++)
             {
                 float v = y[r * n + j];
-                if (bp != null) v += LoadAny(bp, biasType, j);
+                if (bias != null) v += LoadAny(bias, biasType, j);
                 long at = r * n + j;
-                if (dtype == ScalarType.BFloat16) ((ushort*)outp)[at] = FloatToBf16(v);
-                else if (dtype == ScalarType.Float16) ((ushort*)outp)[at] = BitConverter.HalfToUInt16Bits((Half)v);
-                else ((float*)outp)[at] = v;
+                if (dtype == ScalarType.BFloat16) ((ushort*)output)[at] = FloatToBf16(v);
+                else if (dtype == ScalarType.Float16) ((ushort*)output)[at] = BitConverter.HalfToUInt16Bits((Half)v);
+                else ((float*)output)[at] = v;
             }
         }
-        return result;
     }
 
     /// <summary>
