@@ -13,8 +13,8 @@ namespace Glm.Engine.Modeling;
 /// at 2–3 µs each that was ≈ 2 ms of a 30 ms bf16 step on glm4-bench. Here the residual stream, the projections and the
 /// attention output live in native buffers, the GEMVs run the same <see cref="CpuGemv"/> row kernels, and the element-wise
 /// steps call the same <see cref="CpuDecodeOps"/> row loops, so the logits are bit-identical to the tensor path's (tested);
-/// only the logits tensor is allocated per token. Applies to CPU models with bf16/fp16/fp32 weights, no int8 layers and no
-/// LoRA adapters, batch 1 with a plain (non-scheduler) KV cache; anything else takes the tensor path.
+/// only the logits tensor is allocated per token. Applies to CPU models with bf16/fp16/fp32 activations (linear layers in that
+/// dtype or int8) and no LoRA adapters, batch 1 with a plain (non-scheduler) KV cache; anything else takes the tensor path.
 /// </summary>
 internal sealed unsafe class ChatGlmDecodeStep : IDisposable
 {
@@ -25,11 +25,13 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
     private readonly ScalarType _dtype;
     private readonly long _size, _hidden, _qkvWidth, _ffn, _vocab;
     private readonly Layer[] _layers;
-    private readonly Projection _head;
+    private readonly Projection? _head;
     private readonly IReadOnlyList<ChatGlmBlock> _blocks;
     private readonly byte* _embeddings, _finalNorm, _cos, _sin;
     private readonly long _ropePositions;
-    private readonly bool _castBeforeWeight;
+    private readonly bool _castBeforeWeight, _int8;
+    // The int8 kernels are bound in the mode current at creation; if a test or caller flips it, the tensor path runs.
+    private readonly (bool Int8Activations, bool Avx512) _int8Mode;
     private readonly float _epsilon;
     // Activations in the model dtype: residual stream, normed input, fused QKV, attention output, sublayer output, gate/up, SwiGLU.
     private readonly byte* _x, _h, _qkv, _context, _sublayer, _gateUp, _mlp;
@@ -42,9 +44,10 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
     public static long TokensRun => _tokensRun;
 
     /// <summary>A linear layer bound to its row kernel, with the kernel call over the step's fp32 buffers prepared once.</summary>
-    private sealed class Projection(Action<long, long> run, long inputs, long outputs, byte* bias)
+    private sealed class Projection(Action<long, long> run, KernelSupport.InputStep? prepare, long inputs, long outputs, byte* bias)
     {
         public readonly Action<long, long> Run = run;
+        public readonly KernelSupport.InputStep? Prepare = prepare;
         public readonly long Inputs = inputs, Outputs = outputs;
         public readonly byte* Bias = bias;
     }
@@ -52,7 +55,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
     private sealed class Layer
     {
         public required byte* InputNorm, PostAttentionNorm, PostSelfAttentionNorm, PostMlpNorm;
-        public required Projection Qkv, Dense, GateUp, Down;
+        public required Projection? Qkv, Dense, GateUp, Down; // null only while TryCreate rejects the model
         public required float Scale;
     }
 
@@ -86,10 +89,12 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
             PostAttentionNorm = Data(b.PostAttentionNorm.Weight),
             PostSelfAttentionNorm = b.PostSelfAttentionNorm is { } n1 ? Data(n1.Weight) : null,
             PostMlpNorm = b.PostMlpNorm is { } n2 ? Data(n2.Weight) : null,
-            Qkv = Bind(b.Qkv)!, Dense = Bind(b.Dense)!, GateUp = Bind(b.GateUp)!, Down = Bind(b.Down)!,
+            Qkv = Bind(b.Qkv), Dense = Bind(b.Dense), GateUp = Bind(b.GateUp), Down = Bind(b.Down),
             Scale = b.AttentionScale,
         }).ToArray();
-        _head = Bind(head)!;
+        _head = Bind(head);
+        _int8 = blocks.Any(b => b.Qkv.IsQuantized || b.Dense.IsQuantized || b.GateUp.IsQuantized || b.Down.IsQuantized) || head.IsQuantized;
+        _int8Mode = (CpuInt8Gemv.Int8Activations, CpuInt8Gemv.UseAvx512);
     }
 
     /// <summary>The step for a model's weights, or null when some layer is not one the step handles (then use the tensor path).</summary>
@@ -101,25 +106,36 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
         if (cfg.HeadDim % 16 != 0 || cfg.NumHeads % cfg.NumKvHeads != 0 || cfg.RotaryDim % 2 != 0) return null;
         var all = blocks.SelectMany(b => new[] { b.InputNorm, b.PostAttentionNorm, b.Qkv, b.Dense, b.GateUp, b.Down, b.PostSelfAttentionNorm, b.PostMlpNorm })
             .Concat(new[] { embeddings, finalNorm, head }).Where(w => w is not null).Select(w => w!).ToList();
+        var linear = blocks.SelectMany(b => new[] { b.Qkv, b.Dense, b.GateUp, b.Down }).Append(head).ToHashSet();
         foreach (var w in all)
         {
-            if (w.IsQuantized || w.Weight.dtype != dtype || !w.Weight.is_contiguous() || w.Weight.requires_grad) return null;
+            if (w.IsQuantized ? !linear.Contains(w) : w.Weight.dtype != dtype) return null;
+            if (!w.Weight.is_contiguous() || w.Weight.requires_grad) return null;
             if (w.Bias is { } bias && (bias.dtype != dtype || !bias.is_contiguous())) return null;
         }
         if (rope.Cos.dtype != dtype || !rope.Cos.is_contiguous() || !rope.Sin.is_contiguous()) return null;
-        if (blocks.Any(b => Kernel(b.Qkv) is null || Kernel(b.Dense) is null || Kernel(b.GateUp) is null || Kernel(b.Down) is null) || Kernel(head) is null)
-            return null;
-        return new ChatGlmDecodeStep(cfg, dtype, blocks, embeddings, finalNorm, head, rope, castBeforeWeight);
+        var step = new ChatGlmDecodeStep(cfg, dtype, blocks, embeddings, finalNorm, head, rope, castBeforeWeight);
+        if (step._layers.All(l => l.Qkv is not null && l.Dense is not null && l.GateUp is not null && l.Down is not null) && step._head is not null)
+            return step;
+        step.Dispose();
+        return null;
     }
-
-    private static KernelSupport.RowKernel? Kernel(Weights w) => CpuGemv.TryKernel(w.Weight, 1, out _, out _);
 
     private Projection? Bind(Weights w)
     {
-        var kernel = CpuGemv.TryKernel(w.Weight, 1, out long n, out long k);
+        KernelSupport.RowKernel? kernel;
+        KernelSupport.InputStep? prepare = null;
+        long n, k;
+        if (w.IsQuantized)
+        {
+            long inputs = w.Weight.shape[1];
+            byte* scratch = (byte*)AllocBytes(CpuInt8Gemv.KernelScratchBytes(1, inputs));
+            kernel = CpuInt8Gemv.TryKernel(w.Weight, w.WeightScale!, 1, scratch, out prepare, out n, out k);
+        }
+        else kernel = CpuGemv.TryKernel(w.Weight, 1, out n, out k);
         if (kernel is null) return null;
         float* x = _wide, y = _wideOut;
-        return new Projection((r0, r1) => kernel(x, y, r0, r1), k, n, w.Bias is null ? null : Data(w.Bias));
+        return new Projection((r0, r1) => kernel(x, y, r0, r1), prepare, k, n, w.Bias is null ? null : Data(w.Bias));
     }
 
     /// <summary>
@@ -128,6 +144,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
     public bool Applies(Tensor inputIds, Tensor positionIds, KvCache? cache, Tensor? mask)
     {
         if (!Enabled || !CpuDecodeOps.Enabled || !CpuGemv.Enabled || _allocations.Count == 0) return false; // switched off, or disposed
+        if (_int8 && (!CpuInt8Gemv.Enabled || _int8Mode != (CpuInt8Gemv.Int8Activations, CpuInt8Gemv.UseAvx512))) return false;
         if (cache is null || mask is not null || !cache.IsPlainSingleRow || cache.Length >= cache.Capacity || torch.is_grad_enabled()) return false;
         if (inputIds.NumberOfElements != 1 || positionIds.NumberOfElements != 1 || inputIds.dtype != ScalarType.Int64 ||
             positionIds.dtype != ScalarType.Int64 || inputIds.device_type != DeviceType.CPU || positionIds.device_type != DeviceType.CPU)
@@ -169,7 +186,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
         {
             var layer = _layers[i];
             Norm(_x, layer.InputNorm, _h);
-            Project(layer.Qkv, _h, _qkv, threads, DecodeSection.QkvProjection);
+            Project(layer.Qkv!, _h, _qkv, threads, DecodeSection.QkvProjection);
 
             t = DecodeProfiler.Start();
             CpuDecodeOps.RotateRow(_dtype, _qkv, nh + g, d, _cfg.RotaryDim / 2, _cos, _sin, position);
@@ -190,16 +207,16 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
             CpuDecodeOps.AttendCacheRow(_dtype, _qkv, keys, values, _context, nh, g, d, capacity, seen, layer.Scale);
             DecodeProfiler.Stop(DecodeSection.Attention, t);
 
-            Project(layer.Dense, _context, _sublayer, threads, DecodeSection.OutputProjection);
+            Project(layer.Dense!, _context, _sublayer, threads, DecodeSection.OutputProjection);
             if (layer.PostSelfAttentionNorm != null) Norm(_sublayer, layer.PostSelfAttentionNorm, _sublayer);
             Residual();
 
             Norm(_x, layer.PostAttentionNorm, _h);
-            Project(layer.GateUp, _h, _gateUp, threads, DecodeSection.MlpProjections);
+            Project(layer.GateUp!, _h, _gateUp, threads, DecodeSection.MlpProjections);
             t = DecodeProfiler.Start();
             CpuDecodeOps.SwiGluRow(_dtype, _gateUp, _mlp, _ffn);
             DecodeProfiler.Stop(DecodeSection.SwiGlu, t);
-            Project(layer.Down, _mlp, _sublayer, threads, DecodeSection.MlpProjections);
+            Project(layer.Down!, _mlp, _sublayer, threads, DecodeSection.MlpProjections);
             if (layer.PostMlpNorm != null) Norm(_sublayer, layer.PostMlpNorm, _sublayer);
             Residual();
         }
@@ -208,7 +225,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
         Norm(_x, _finalNorm, _h);
         t = DecodeProfiler.Start();
         WidenInto(_h, _dtype, _hidden, _wide);
-        RunKernel(_head, threads);
+        RunKernel(_head!, threads);
         var logits = FinishRows(_wideOut, 1, _vocab, null, _dtype, new long[] { 1, 1, _vocab });
         DecodeProfiler.Stop(DecodeSection.OutputHead, t);
         return logits;
@@ -231,9 +248,10 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
         DecodeProfiler.Stop(section, t);
     }
 
-    private static void RunKernel(Projection p, int threads)
+    private void RunKernel(Projection p, int threads)
     {
         long t = DecodeProfiler.Start();
+        p.Prepare?.Invoke(_wide);
         ForRowRanges(p.Outputs, threads, small: p.Outputs < 256, p.Run);
         DecodeProfiler.Stop(DecodeSection.GemvInnerLoops, t);
     }

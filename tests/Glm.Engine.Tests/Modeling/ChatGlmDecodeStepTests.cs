@@ -5,14 +5,14 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Tests.Modeling;
 
 /// <summary>The fused single-sequence decode step against the tensor path it replaces: the same logits to the last bit.</summary>
-[Collection("CpuDecodeOps")] // flips ChatGlmDecodeStep.Enabled; shares the collection of the other kernel switches
+[Collection("KernelSwitches")] // flips ChatGlmDecodeStep.Enabled and CpuInt8Gemv.Int8Activations
 public class ChatGlmDecodeStepTests
 {
     private static readonly int[] Prompt = { 5, 17, 301, 44, 9, 120, 77, 3, 260, 11 };
 
-    private static GlmModel Model(GlmLayout layout, string dtype, int headDim) =>
+    private static GlmModel Model(GlmLayout layout, string dtype, int headDim, bool int8 = false) =>
         GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny") with { Layout = layout, HeadDim = headDim, RotaryDim = headDim / 2 },
-            new GlmLoadOptions { DType = dtype, Device = "cpu", Seed = 17 });
+            new GlmLoadOptions { DType = dtype, Device = "cpu", Seed = 17, Quantization = int8 ? GlmQuantization.Int8 : GlmQuantization.None });
 
     [Theory]
     [InlineData(GlmLayout.ChatGlm, "bf16", 32)] // rotary half 8: the vector rotation
@@ -24,6 +24,27 @@ public class ChatGlmDecodeStepTests
     public void FusedStepGivesTheTensorPathsLogitsBitForBit(GlmLayout layout, string dtype, int headDim)
     {
         using var model = Model(layout, dtype, headDim);
+        AssertFusedEqualsTensorPath(model);
+    }
+
+    [Theory]
+    [InlineData(true)]  // int8 activations (AVX-VNNI; the exact path on CPUs without it)
+    [InlineData(false)] // exact fp32 activations
+    public void FusedStepWithInt8LayersGivesTheTensorPathsLogitsBitForBit(bool int8Activations)
+    {
+        bool saved = Glm.Engine.Modeling.Kernels.CpuInt8Gemv.Int8Activations;
+        try
+        {
+            Glm.Engine.Modeling.Kernels.CpuInt8Gemv.Int8Activations = int8Activations;
+            using var model = Model(GlmLayout.ChatGlm, "bf16", 32, int8: true);
+            Assert.Equal(GlmQuantization.Int8, model.Config.Quantization);
+            AssertFusedEqualsTensorPath(model);
+        }
+        finally { Glm.Engine.Modeling.Kernels.CpuInt8Gemv.Int8Activations = saved; }
+    }
+
+    private static void AssertFusedEqualsTensorPath(GlmModel model)
+    {
         try
         {
             ChatGlmDecodeStep.Enabled = true;

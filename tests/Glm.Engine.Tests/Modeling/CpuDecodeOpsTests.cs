@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace Glm.Engine.Tests.Modeling;
 
 /// <summary>The managed decode steps against the libtorch op sequences they replace, in bf16 and fp32.</summary>
-[Collection("CpuDecodeOps")] // tests flip CpuDecodeOps.Enabled
+[Collection("KernelSwitches")] // tests flip CpuDecodeOps.Enabled
 public class CpuDecodeOpsTests
 {
 

@@ -24,7 +24,7 @@ public sealed class GemvBenchFactAttribute : FactAttribute
 /// Int8GemvBenchmark --logger "console;verbosity=detailed"</c>; GLM_BENCH_THREADS / GLM_BENCH_ROWS (e.g. "1,2") pick the
 /// configurations (default 1 and 2 threads, 1 and 4 rows).
 /// </summary>
-[Collection("CpuInt8Gemv")] // flips CpuInt8Gemv.Int8Activations
+[Collection("KernelSwitches")] // flips CpuInt8Gemv.Int8Activations
 public class Int8GemvBenchmark(ITestOutputHelper output)
 {
     private const int K = 1536, Pairs = 20, Repeats = 9, CyclesPerTiming = 3;

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Tests.Modeling;
 
 /// <summary>Per-row int8 quantization and the int8 GEMV kernel against a float64 matmul of the dequantized weights.</summary>
-[Collection("CpuInt8Gemv")] // tests flip the kernel's static switches
+[Collection("KernelSwitches")] // tests flip the kernel's static switches
 public class Int8KernelTests
 {
     [Fact]

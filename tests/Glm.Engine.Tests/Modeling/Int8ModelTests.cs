@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Tests.Modeling;
 
 /// <summary>Int8 weight-only models: accuracy against fp32 in every layout, saved checkpoints, and scale-tensor errors.</summary>
-[Collection("CpuInt8Gemv")] // some tests flip CpuInt8Gemv.Int8Activations; the others compare logits bit for bit
+[Collection("KernelSwitches")] // some tests flip CpuInt8Gemv.Int8Activations; the others compare logits bit for bit
 public sealed class Int8ModelTests : IDisposable
 {
     private static readonly GlmLoadOptions Fp32 = new() { DType = "fp32", Device = "cpu" };

@@ -52,34 +52,53 @@ internal static unsafe class CpuInt8Gemv
     /// </summary>
     public static Tensor? TryLinear(Tensor x, Tensor q, Tensor scale, Tensor? bias)
     {
-        if (!Enabled || x.device_type != DeviceType.CPU || q.dim() != 2 || x.requires_grad) return null;
+        if (!Enabled || x.device_type != DeviceType.CPU || x.requires_grad || !IsFloatDType(x)) return null;
+        long[] xs = x.shape; // each read is a native call
+        long k = xs[^1], rows = k == 0 ? 0 : x.NumberOfElements / k;
+        if (rows == 0 || rows > CpuInt8VnniGemv.MaxRows) return null;
+        // Quantized inputs are written once per call (all input rows), then shared read-only by the threads' row ranges.
+        byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, KernelScratchBytes((int)rows, k)), 64);
+        try
+        {
+            if (TryKernel(q, scale, (int)rows, scratch, out var prepare, out long n, out long inputs) is not { } kernel || inputs != k) return null;
+            if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n)) return null;
+            return LinearThroughBuffers(x, xs, n, bias, ThreadCount(Threads), kernel, prepare);
+        }
+        finally { NativeMemory.AlignedFree(scratch); }
+    }
+
+    /// <summary>Bytes of scratch <see cref="TryKernel"/> needs for <paramref name="rows"/> inputs of length <paramref name="k"/>
+    /// in the current mode (the quantized activations; 0 on the exact path).</summary>
+    public static long KernelScratchBytes(int rows, long k) =>
+        Int8Activations && CpuInt8VnniGemv.IsSupported ? CpuInt8VnniGemv.ChunkedScratchBytes(rows, k) : 0;
+
+    /// <summary>
+    /// The row kernel for int8 <paramref name="q"/> [n, k] with fp32 <paramref name="scale"/> [n] and <paramref name="rows"/> fp32
+    /// input rows in the current mode (<see cref="Int8Activations"/>, <see cref="UseAvx512"/>), and the step to run once per
+    /// call on the widened input before it (quantizing it into <paramref name="scratch"/>, <see cref="KernelScratchBytes"/>
+    /// long; null on the exact path). Null when this kernel does not take them. Holds the weights' addresses.
+    /// </summary>
+    public static RowKernel? TryKernel(Tensor q, Tensor scale, int rows, byte* scratch, out InputStep? prepare, out long n, out long k)
+    {
+        prepare = null;
+        n = k = 0;
+        if (!Enabled || q.device_type != DeviceType.CPU || q.dim() != 2 || rows < 1) return null;
         if (q.dtype != ScalarType.Int8 || scale.dtype != ScalarType.Float32 || !q.is_contiguous() || !scale.is_contiguous()) return null;
-        long[] qs = q.shape, xs = x.shape; // each read is a native call
-        long k = qs[1], n = qs[0];
-        if (xs[^1] != k || scale.NumberOfElements != n) return null;
-        long rows = x.NumberOfElements / k;
+        long[] qs = q.shape;
+        long inputs = qs[1], outputs = qs[0];
+        if (scale.NumberOfElements != outputs) return null;
         bool vnni = Int8Activations && CpuInt8VnniGemv.IsSupported;
-        if (rows > (vnni ? CpuInt8VnniGemv.MaxRows : MaxRows) || rows == 0) return null;
-
-        if (!IsFloatDType(x) || (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n))) return null;
-
+        if (rows > (vnni ? CpuInt8VnniGemv.MaxRows : MaxRows)) return null;
+        (n, k) = (outputs, inputs);
         sbyte* wp = (sbyte*)Data(q);
         float* sp = (float*)Data(scale);
-        int threads = ThreadCount(Threads);
         if (vnni)
         {
-            // Quantized once per call (all input rows), then shared read-only by the threads' row ranges.
-            byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, CpuInt8VnniGemv.ChunkedScratchBytes((int)rows, k)), 64);
-            try
-            {
-                return LinearThroughBuffers(x, xs, n, bias, threads,
-                    (xp, yp, r0, r1) => CpuInt8VnniGemv.ChunkedRows(wp, sp, xp, scratch, yp, (int)rows, k, n, r0, r1),
-                    prepare: xp => CpuInt8VnniGemv.QuantizeChunks(xp, (int)rows, k, scratch));
-            }
-            finally { NativeMemory.AlignedFree(scratch); }
+            prepare = xp => CpuInt8VnniGemv.QuantizeChunks(xp, rows, inputs, scratch);
+            return (xp, yp, r0, r1) => CpuInt8VnniGemv.ChunkedRows(wp, sp, xp, scratch, yp, rows, inputs, outputs, r0, r1);
         }
         bool avx = UseAvx512 && Avx512F.IsSupported;
-        return LinearThroughBuffers(x, xs, n, bias, threads, (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, (int)rows, k, n, r0, r1));
+        return (xp, yp, r0, r1) => Run(avx, wp, sp, xp, yp, rows, inputs, outputs, r0, r1);
     }
 
     private static void Run(bool avx, sbyte* w, float* s, float* x, float* y, int rows, long k, long n, long r0, long r1)
