@@ -19,8 +19,11 @@ public sealed record BenchmarkResult
     public required TimeSpan TimeToFirstToken { get; init; }
     /// <summary>Peak resident memory of the process.</summary>
     public required long PeakWorkingSetBytes { get; init; }
-    /// <summary>Read bandwidth measured in the same process (GB/s), or NaN when skipped.</summary>
+    /// <summary>Read bandwidth measured in the same process (GB/s): the larger of the probes just before and just after the
+    /// timed decode, or NaN when skipped.</summary>
     public required double ReadBandwidthGBs { get; init; }
+    /// <summary>Every bandwidth probe of the run (GB/s), in order: before and after the timed decode.</summary>
+    public IReadOnlyList<double> ReadBandwidthSamplesGBs { get; init; } = [];
     /// <summary>Bytes of weights streamed per decode step.</summary>
     public required long WeightBytesPerToken { get; init; }
     /// <summary>Decode steps per second that the bandwidth allows (bandwidth ÷ weight bytes per step).</summary>
@@ -53,9 +56,18 @@ public static class DecodeBenchmark
         RunOnce(net, model, prompt, b, Math.Min(p, 16), Math.Min(n, 32), out _, out _, out _); // long enough for the JIT to settle the managed kernels
         ct.ThrowIfCancellationRequested();
 
+        // The probe brackets the timed run: this VM's bandwidth moves by tens of percent within a minute, and a single probe
+        // taken in a slow moment made a decode look faster than its roofline. The roofline uses the larger reading.
+        var bandwidths = new List<double>();
+        if (settings.MeasureBandwidth)
+        {
+            progress?.Report("measuring read bandwidth");
+            bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
+        }
         progress?.Report($"prefill {p} tokens × {b}, decode {n} tokens");
         RunOnce(net, model, prompt, b, p, n, out var prefill, out var firstToken, out var decode);
         ct.ThrowIfCancellationRequested();
+        if (settings.MeasureBandwidth) bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
 
         var profile = new List<(DecodeSection, double, double)>();
         double profiledStep = double.NaN;
@@ -69,12 +81,7 @@ public static class DecodeBenchmark
             ct.ThrowIfCancellationRequested();
         }
 
-        double bandwidth = double.NaN;
-        if (settings.MeasureBandwidth)
-        {
-            progress?.Report("measuring read bandwidth");
-            bandwidth = MachineProbe.MeasureReadBandwidth(device: model.Device);
-        }
+        double bandwidth = bandwidths.Count > 0 ? bandwidths.Max() : double.NaN;
         long bytesPerToken = WeightBytesPerToken(model);
         double decodeSteps = (n - 1) / decode.TotalSeconds;
         return new BenchmarkResult
@@ -84,6 +91,7 @@ public static class DecodeBenchmark
             TimeToFirstToken = firstToken,
             PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
             ReadBandwidthGBs = bandwidth,
+            ReadBandwidthSamplesGBs = bandwidths,
             WeightBytesPerToken = bytesPerToken,
             FractionOfRoofline = decodeSteps / (bandwidth * 1e9 / bytesPerToken),
             Profile = profile,

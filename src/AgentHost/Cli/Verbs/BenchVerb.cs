@@ -56,9 +56,12 @@ internal static class BenchVerb
             var r = DecodeBenchmark.Run(glm, settings, new Progress<string>(s => console.Error.WriteLine($"... {s}")), ct);
             console.Out.WriteLine(string.Format(inv, "prefill: {0:F1} tok/s   decode: {1:F2} tok/s   time to first token: {2:F0} ms   peak memory: {3:F2} GiB",
                 r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.TimeToFirstToken.TotalMilliseconds, r.PeakWorkingSetBytes / (double)(1L << 30)));
-            console.Out.WriteLine(string.Format(inv, "read bandwidth: {0:F1} GB/s   weights per token: {1:F1} MB{4}   roofline: {2:F2} tok/s   decode = {3:P1} of roofline",
+            console.Out.WriteLine(string.Format(inv, "read bandwidth: {0:F1} GB/s{5}   weights per token: {1:F1} MB{4}   roofline: {2:F2} tok/s   decode = {3:P1} of roofline",
                 r.ReadBandwidthGBs, r.WeightBytesPerToken / 1e6, r.RooflineStepsPerSecond, r.FractionOfRoofline,
-                glm.Quantization == GlmQuantization.Int8 ? " (int8 weights + fp32 scales)" : ""));
+                glm.Quantization == GlmQuantization.Int8 ? " (int8 weights + fp32 scales)" : "",
+                r.ReadBandwidthSamplesGBs.Count > 1
+                    ? " (larger of " + string.Join(" before and ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv))) + " after the decode)"
+                    : ""));
             if (r.Profile.Count > 0) PrintProfile(console, r);
             return Task.FromResult(0);
         });
