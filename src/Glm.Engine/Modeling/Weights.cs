@@ -59,12 +59,31 @@ internal sealed class Weights : nn.Module
     {
         if (IsQuantized) return QuantizedLinear(x);
         if (CpuGemv.TryLinear(x, Weight, Bias) is { } y) return y;
+        if (WidenedHalfLinear(x) is { } widened) return widened;
         if (x.dim() <= 2) return F.linear(x, Weight, Bias);
         // libtorch picks a much slower fp16 GEMV kernel for 3-D inputs than for the same rows as a 2-D matrix.
         var shape = x.shape.ToArray();
         var flat = F.linear(x.reshape(-1, shape[^1]), Weight, Bias);
         shape[^1] = flat.shape[1];
         return flat.view(shape);
+    }
+
+    /// <summary>
+    /// fp16 layers on the CPU beyond decode sizes (prefill, scoring): libtorch has no fast fp16 GEMM on CPUs without AVX512-FP16
+    /// (glm4-bench fp16 prefill ran ≈ 50 tok/s against 400 in bf16), so the weights are widened to fp32 for this call — exact —
+    /// and oneDNN's fp32 GEMM runs with fp32 accumulation, rounding the result to fp16 once, as an fp16 GEMM does. The fp32
+    /// copy lives only for this call. Null when not applicable.
+    /// </summary>
+    private Tensor? WidenedHalfLinear(Tensor x)
+    {
+        if (Weight.dtype != ScalarType.Float16 || x.dtype != ScalarType.Float16 || x.device_type != DeviceType.CPU ||
+            x.requires_grad || Weight.requires_grad || x.NumberOfElements / x.shape[^1] <= CpuGemv.MaxRows)
+            return null;
+        using var scope = NewDisposeScope();
+        var shape = x.shape.ToArray();
+        var flat = F.linear(x.reshape(-1, shape[^1]).to(ScalarType.Float32), Weight.to(ScalarType.Float32), Bias?.to(ScalarType.Float32));
+        shape[^1] = flat.shape[1];
+        return flat.to(ScalarType.Float16).view(shape).MoveToOuterDisposeScope();
     }
 
     /// <summary>

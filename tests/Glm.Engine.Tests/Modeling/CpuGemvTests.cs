@@ -35,6 +35,27 @@ public class CpuGemvTests
     }
 
     [Fact]
+    public void HalfPrefillRunsInFp32AndRoundsOnce()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(11);
+        var w = randn(300, 96).to(ScalarType.Float16);
+        var b = randn(300).to(ScalarType.Float16);
+        var x = randn(2, 9, 96).to(ScalarType.Float16); // 18 rows: beyond the GEMV kernel, the prefill path
+        using var layer = new Glm.Engine.Modeling.Weights(w, b);
+        var actual = layer.Linear(x);
+        Assert.Equal(new long[] { 2, 9, 300 }, actual.shape);
+        Assert.Equal(ScalarType.Float16, actual.dtype);
+        // The exact product of the fp16 values, rounded once: at most half an fp16 step from it (fp32 summation aside).
+        var exact = F.linear(x.to(ScalarType.Float64), w.to(ScalarType.Float64), b.to(ScalarType.Float64));
+        var error = (actual.to(ScalarType.Float64) - exact).abs();
+        var halfStep = exact.abs() * (1.0 / 2048) + 1e-7;
+        Assert.True(error.le(halfStep * 1.01).all().item<bool>(), $"max error {error.max().item<double>()}");
+    }
+
+    [Fact]
     public void WidensSubnormalHalfWeightsExactly()
     {
         Runtime.TorchRuntime.EnsureInitialized();
