@@ -44,7 +44,8 @@ public class CpuGemvTests
         var w = randn(300, 96).to(ScalarType.Float16);
         var b = randn(300).to(ScalarType.Float16);
         var x = randn(2, 9, 96).to(ScalarType.Float16); // 18 rows: beyond the GEMV kernel, the prefill path
-        using var layer = new Glm.Engine.Modeling.Weights(w, b);
+        using var layer = new Glm.Engine.Modeling.Weights(w, b); // takes over w and b: read them back from the layer
+        (w, b) = (layer.Weight, layer.Bias!);
         var actual = layer.Linear(x);
         Assert.Equal(new long[] { 2, 9, 300 }, actual.shape);
         Assert.Equal(ScalarType.Float16, actual.dtype);

@@ -72,7 +72,9 @@ public static class TokenizedCorpus
     private static void Write(string path, byte[] fingerprint, int[][] docs)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        string tmp = path + ".tmp";
+        // A private temporary name: two processes filling the same cache (e.g. eval-pretrain's shared temp folder) must not
+        // write into one file; the last complete one wins the move.
+        string tmp = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         using (var w = new BinaryWriter(File.Create(tmp)))
         {
             w.Write(Magic);
