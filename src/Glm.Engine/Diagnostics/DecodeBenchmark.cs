@@ -35,6 +35,10 @@ public sealed record BenchmarkResult
     public IReadOnlyList<(DecodeSection Section, double MillisecondsPerToken, double CallsPerToken)> Profile { get; init; } = [];
     /// <summary>Mean decode step (ms) of the profiled run.</summary>
     public double ProfiledStepMilliseconds { get; init; } = double.NaN;
+    /// <summary>Decode steps of the timed run that went through the fused single-sequence step (the rest took the tensor path).</summary>
+    public long FusedDecodeSteps { get; init; }
+    /// <summary>Decode steps of the timed run.</summary>
+    public long DecodeSteps { get; init; }
 }
 
 /// <summary>Times prefill and greedy decode of random prompts, the way <c>glm bench</c> reports them.</summary>
@@ -65,7 +69,9 @@ public static class DecodeBenchmark
             bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
         }
         progress?.Report($"prefill {p} tokens × {b}, decode {n} tokens");
+        long fusedBefore = ChatGlmDecodeStep.TokensRun; // counted per thread; RunOnce decodes on this one
         RunOnce(net, model, prompt, b, p, n, out var prefill, out var firstToken, out var decode);
+        long fusedSteps = ChatGlmDecodeStep.TokensRun - fusedBefore;
         ct.ThrowIfCancellationRequested();
         if (settings.MeasureBandwidth) bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
 
@@ -96,6 +102,8 @@ public static class DecodeBenchmark
             FractionOfRoofline = decodeSteps / (bandwidth * 1e9 / bytesPerToken),
             Profile = profile,
             ProfiledStepMilliseconds = profiledStep,
+            FusedDecodeSteps = fusedSteps,
+            DecodeSteps = n - 1,
         };
     }
 

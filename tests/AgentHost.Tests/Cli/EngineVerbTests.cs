@@ -85,6 +85,17 @@ public class EngineVerbTests : IDisposable
         Assert.DoesNotContain("   at ", r.Err); // no stack trace
     }
 
+    [Theory]
+    [InlineData("1", "decode path: fused single-sequence step")]
+    [InlineData("2", "decode path: tensor ops")] // two prompts at once: the fused step is for one sequence
+    public async Task BenchSaysWhichDecodePathRan(string batch, string expected)
+    {
+        var r = await Run("bench", "--model", "random:glm4-tiny", "--prompt-tokens", "4", "--new-tokens", "4", "--batch", batch);
+        Assert.Equal(0, r.Code);
+        Assert.Contains("roofline", r.Out);
+        Assert.Contains(expected, r.Out);
+    }
+
     [Fact]
     public async Task EveryVerbHasHelp()
     {

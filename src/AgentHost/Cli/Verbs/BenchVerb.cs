@@ -62,6 +62,10 @@ internal static class BenchVerb
                 r.ReadBandwidthSamplesGBs.Count > 1
                     ? " (larger of " + string.Join(" before and ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv))) + " after the decode)"
                     : ""));
+            console.Out.WriteLine(r.FusedDecodeSteps == r.DecodeSteps
+                ? "decode path: fused single-sequence step (buffers allocated once per model)"
+                : r.FusedDecodeSteps == 0 ? "decode path: tensor ops (the fused step does not apply to this model, batch or device)"
+                : $"decode path: fused for {r.FusedDecodeSteps} of {r.DecodeSteps} steps");
             if (r.Profile.Count > 0) PrintProfile(console, r);
             return Task.FromResult(0);
         });
