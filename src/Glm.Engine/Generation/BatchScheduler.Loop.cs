@@ -130,13 +130,19 @@ public sealed partial class BatchScheduler
         var ids = new long[p];
         for (int i = 0; i < p; i++) ids[i] = r.Prompt[i];
         _cache.TargetRow(row);
+        bool profiling = Diagnostics.DecodeProfiler.Enabled;
+        Diagnostics.DecodeProfiler.Enabled = false; // a bench --profile sweep times the decode steps, not the prefills between them
         try
         {
             var logits = _model.Network.Forward(torch.tensor(ids, new long[] { 1, p }, device: device),
                 torch.arange(0, p, dtype: ScalarType.Int64, device: device).view(1, p), _cache, null, lastOnly: true);
             return GlmModel.PickToken(logits.view(-1), r.Sampler, r.Seen);
         }
-        finally { _cache.ResetTarget(); }
+        finally
+        {
+            Diagnostics.DecodeProfiler.Enabled = profiling;
+            _cache.ResetTarget();
+        }
     }
 
     // One forward for all active rows: row i feeds its pending token at its own position and attends to its own tokens only.

@@ -47,7 +47,7 @@ internal static class BenchVerb
                 if (settings.Profile)
                 {
                     DecodeProfiler.Enabled = false;
-                    console.Out.WriteLine("profile of the whole sweep (prefills and decode steps of every stream count), seconds per section:");
+                    console.Out.WriteLine("profile of the decode steps of the whole sweep (every stream count; prefills excluded), seconds per section:");
                     foreach (var (section, seconds, calls) in DecodeProfiler.Snapshot())
                         console.Out.WriteLine(string.Format(inv, "  {0,-26} {1,9:F3} s {2,10} calls", section, seconds, calls));
                 }
