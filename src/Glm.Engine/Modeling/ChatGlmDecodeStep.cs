@@ -194,13 +194,9 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
 
             t = DecodeProfiler.Start();
             byte* keys = cache.KeyData(i), values = cache.ValueData(i);
-            long rowBytes = d * _size, capacity = cache.Capacity;
-            for (long group = 0; group < g; group++)
-            {
-                long at = (group * capacity + cache.Length) * rowBytes;
-                Buffer.MemoryCopy(_qkv + (nh + group) * rowBytes, keys + at, rowBytes, rowBytes);
-                Buffer.MemoryCopy(_qkv + (nh + g + group) * rowBytes, values + at, rowBytes, rowBytes);
-            }
+            long capacity = cache.Capacity;
+            CpuDecodeOps.WriteTokenRow(keys, _qkv + nh * d * _size, d, g, capacity, d, _size, cache.Length);
+            CpuDecodeOps.WriteTokenRow(values, _qkv + (nh + g) * d * _size, d, g, capacity, d, _size, cache.Length);
             DecodeProfiler.Stop(DecodeSection.KvCacheAppend, t);
 
             t = DecodeProfiler.Start();
@@ -248,13 +244,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
         DecodeProfiler.Stop(section, t);
     }
 
-    private void RunKernel(Projection p, int threads)
-    {
-        long t = DecodeProfiler.Start();
-        p.Prepare?.Invoke(_wide);
-        ForRowRanges(p.Outputs, threads, small: p.Outputs < 256, p.Run);
-        DecodeProfiler.Stop(DecodeSection.GemvInnerLoops, t);
-    }
+    private void RunKernel(Projection p, int threads) => RunRowKernel(_wide, p.Outputs, threads, p.Run, p.Prepare);
 
     /// <summary>x = round(x + sublayer), as libtorch's half-precision add (fp32 sum, one rounding).</summary>
     private void Residual()

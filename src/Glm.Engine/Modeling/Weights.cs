@@ -62,8 +62,14 @@ internal sealed class Weights : nn.Module
         if (WidenedHalfLinear(x) is { } widened) return widened;
         if (x.dim() <= 2) return F.linear(x, Weight, Bias);
         // libtorch picks a much slower fp16 GEMV kernel for 3-D inputs than for the same rows as a 2-D matrix.
+        return FlatLinear(x, Weight, Bias);
+    }
+
+    /// <summary>F.linear on <paramref name="x"/> [..., in] flattened to 2-D rows, viewed back as [..., out].</summary>
+    private static Tensor FlatLinear(Tensor x, Tensor weight, Tensor? bias)
+    {
         var shape = x.shape.ToArray();
-        var flat = F.linear(x.reshape(-1, shape[^1]), Weight, Bias);
+        var flat = F.linear(x.reshape(-1, shape[^1]), weight, bias);
         shape[^1] = flat.shape[1];
         return flat.view(shape);
     }
@@ -80,10 +86,8 @@ internal sealed class Weights : nn.Module
             x.requires_grad || Weight.requires_grad || x.NumberOfElements / x.shape[^1] <= CpuGemv.MaxRows)
             return null;
         using var scope = NewDisposeScope();
-        var shape = x.shape.ToArray();
-        var flat = F.linear(x.reshape(-1, shape[^1]).to(ScalarType.Float32), Weight.to(ScalarType.Float32), Bias?.to(ScalarType.Float32));
-        shape[^1] = flat.shape[1];
-        return flat.to(ScalarType.Float16).view(shape).MoveToOuterDisposeScope();
+        return FlatLinear(x.to(ScalarType.Float32), Weight.to(ScalarType.Float32), Bias?.to(ScalarType.Float32))
+            .to(ScalarType.Float16).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -97,9 +101,6 @@ internal sealed class Weights : nn.Module
         using var scope = NewDisposeScope();
         var w = Int8Quantizer.Dequantize(Weight, WeightScale!, x.dtype);
         var b = Bias is null ? null : Bias.dtype == x.dtype ? Bias : Bias.to(x.dtype);
-        var shape = x.shape.ToArray();
-        var flat = F.linear(x.reshape(-1, shape[^1]), w, b);
-        shape[^1] = flat.shape[1];
-        return flat.view(shape).MoveToOuterDisposeScope();
+        return FlatLinear(x, w, b).MoveToOuterDisposeScope();
     }
 }

@@ -273,9 +273,19 @@ internal static unsafe partial class CpuDecodeOps
         byte* dst = Data(cache), src = Data(source);
         long s0 = source.stride(0), s1 = source.stride(1);
         for (int r = 0; r < rows; r++)
-            for (long g = 0; g < groups; g++)
-                Buffer.MemoryCopy(src + (r * s0 + g * s1) * size, dst + (((r * groups) + g) * capacity + pos[r]) * d * size, d * size, d * size);
+            WriteTokenRow(dst + r * groups * capacity * d * size, src + r * s0 * size, s1, groups, capacity, d, size, pos[r]);
         return true;
+    }
+
+    /// <summary>
+    /// One token's keys or values for every KV group into one cache row [groups, capacity, d] at <paramref name="position"/>:
+    /// <paramref name="source"/> holds the groups' d-element rows <paramref name="groupStride"/> elements apart.
+    /// </summary>
+    public static void WriteTokenRow(byte* cacheRow, byte* source, long groupStride, long groups, long capacity, long d, long elementSize, long position)
+    {
+        long bytes = d * elementSize;
+        for (long g = 0; g < groups; g++)
+            Buffer.MemoryCopy(source + g * groupStride * elementSize, cacheRow + (g * capacity + position) * bytes, bytes, bytes);
     }
 
     /// <summary>16 elements from element index <paramref name="i"/> of a bf16, fp16 or fp32 buffer, as fp32 (fp16: finite

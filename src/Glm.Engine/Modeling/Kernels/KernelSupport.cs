@@ -57,10 +57,7 @@ internal static unsafe class KernelSupport
         float* yp = (float*)NativeMemory.Alloc((nuint)(rows * n), sizeof(float));
         try
         {
-            long t = Diagnostics.DecodeProfiler.Start();
-            prepare?.Invoke(xp);
-            ForRowRanges(n, threads, small: n < 256, (r0, r1) => kernel(xp, yp, r0, r1));
-            Diagnostics.DecodeProfiler.Stop(Diagnostics.DecodeSection.GemvInnerLoops, t);
+            RunRowKernel(xp, n, threads, (r0, r1) => kernel(xp, yp, r0, r1), prepare);
             var shape = (long[])xShape.Clone();
             shape[^1] = n;
             return FinishRows(yp, rows, n, bias, x.dtype, shape);
@@ -70,6 +67,19 @@ internal static unsafe class KernelSupport
             NativeMemory.Free(xp);
             NativeMemory.Free(yp);
         }
+    }
+
+    /// <summary>
+    /// The kernel part of a decode GEMV over fp32 buffers the caller owns: <paramref name="prepare"/> once on the widened input
+    /// <paramref name="x"/>, then <paramref name="rows"/> over the <paramref name="n"/> weight rows split across threads (on the
+    /// calling thread below 256 rows), timed as <see cref="Diagnostics.DecodeSection.GemvInnerLoops"/>.
+    /// </summary>
+    public static void RunRowKernel(float* x, long n, int threads, Action<long, long> rows, InputStep? prepare)
+    {
+        long t = Diagnostics.DecodeProfiler.Start();
+        prepare?.Invoke(x);
+        ForRowRanges(n, threads, small: n < 256, rows);
+        Diagnostics.DecodeProfiler.Stop(Diagnostics.DecodeSection.GemvInnerLoops, t);
     }
 
     /// <summary>bf16 bits → fp32 (the 16 bits are the high half of the fp32 pattern).</summary>
