@@ -100,6 +100,7 @@ public sealed class GlmPretrainer
             collator.RestoreState(state.CollatorState);
             TrainingCheckpoint.RestoreTorchRng(state);
         }
+        var lengthWarmup = new SequenceLengthWarmup(o.SequenceLengthWarmupSteps, o.SequenceLengthWarmupStart);
         var schedule = new LearningRateSchedule(o.LearningRate, o.MinLearningRate, o.WarmupSteps, o.Steps);
         long parameterCount = parameters.Sum(p => p.numel());
         double peak = GemmBenchmark.MeasureGFlops(o.Model.HiddenSize, computeDType, network.Device, o.PeakMeasureSeconds);
@@ -107,7 +108,8 @@ public sealed class GlmPretrainer
         progress?.Report(baseReport with
         {
             Message = (resumeFrom is null ? "fresh start" : $"resumed from {resumeFrom} at step {state.Step}") +
-                      $"; {parameterCount:N0} parameters, {computeDType}, GEMM peak {peak:F1} GFLOP/s",
+                      $"; {parameterCount:N0} parameters, {computeDType}, GEMM peak {peak:F1} GFLOP/s" +
+                      (o.SequenceLengthWarmupSteps > 0 ? $"; sequence-length warm-up from {o.SequenceLengthWarmupStart} tokens over {o.SequenceLengthWarmupSteps} steps" : ""),
         });
 
         using var data = train.ReadFrom(state.DataCursor).GetEnumerator();
@@ -137,7 +139,8 @@ public sealed class GlmPretrainer
                     tokens += data.Current.Length;
                     state.DataCursor++;
                 }
-                var batch = collator.Collate(samples);
+                int fullLength = samples.Max(x => x.Length), chunkLength = lengthWarmup.ChunkLength(state.Step, fullLength);
+                var batch = collator.Collate(chunkLength < fullLength ? SequenceLengthWarmup.Split(samples, chunkLength, o.SpecialTokens.Cls) : samples);
                 using var scope = NewDisposeScope();
                 var (sum, count) = GlmTrainingStep.MaskedNll(network, batch);
                 if (count == 0) continue;

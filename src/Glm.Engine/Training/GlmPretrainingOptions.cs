@@ -31,6 +31,10 @@ public sealed record GlmPretrainingOptions
     public int WarmupSteps { get; init; } = 100;
     /// <summary>AdamW weight decay (matrices only; biases and LayerNorm are not decayed, as in Megatron).</summary>
     public double WeightDecay { get; init; } = 0.1;
+    /// <summary>Steps of sequence-length warm-up (<see cref="Data.SequenceLengthWarmup"/>); 0 = full-length samples from the start.</summary>
+    public int SequenceLengthWarmupSteps { get; init; }
+    /// <summary>Chunk length ([CLS] included) at the first step of the sequence-length warm-up.</summary>
+    public int SequenceLengthWarmupStart { get; init; } = 32;
     /// <summary>AdamW β1.</summary>
     public double Beta1 { get; init; } = 0.9;
     /// <summary>AdamW β2.</summary>
@@ -83,6 +87,8 @@ public sealed record GlmPretrainingOptions
         Check(GradientAccumulation > 0, nameof(GradientAccumulation), GradientAccumulation, "> 0");
         Check(LearningRate > 0, nameof(LearningRate), LearningRate, "> 0");
         Check(MinLearningRate >= 0 && MinLearningRate <= LearningRate, nameof(MinLearningRate), MinLearningRate, "in [0, LearningRate]");
+        Check(SequenceLengthWarmupSteps >= 0, nameof(SequenceLengthWarmupSteps), SequenceLengthWarmupSteps, ">= 0 (0 = off)");
+        Check(SequenceLengthWarmupStart >= 3, nameof(SequenceLengthWarmupStart), SequenceLengthWarmupStart, ">= 3 ([CLS] and two tokens)");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, ">= 0");
         Check(Threads > 0, nameof(Threads), Threads, "> 0");
         Check(EvalEvery >= 0 && CheckpointEvery >= 0 && LogEvery > 0, "EvalEvery/CheckpointEvery/LogEvery", $"{EvalEvery}/{CheckpointEvery}/{LogEvery}", "non-negative (LogEvery > 0)");

@@ -72,13 +72,18 @@ public class GlmPretrainerTests
         Assert.True(result.PeakGFlops > 0 && result.AchievedGFlops > 0);
     }
 
-    [Fact]
-    public void InterruptedAndResumedRunEqualsAStraightRunBitwise()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(5)] // sequence-length warm-up: steps 0–4 train on chunks of 8 → 24 tokens
+    public void InterruptedAndResumedRunEqualsAStraightRunBitwise(int lengthWarmupSteps)
     {
         using var dir = new CheckpointTempDir();
         var corpus = RepetitiveCorpus(10, period: 7);
         string straight = Path.Combine(dir.Path, "straight"), resumed = Path.Combine(dir.Path, "resumed");
-        GlmPretrainingOptions Opts(string folder) => Options(folder, steps: 6) with { GradientAccumulation = 2, WeightDecay = 0.1 };
+        GlmPretrainingOptions Opts(string folder) => Options(folder, steps: 6) with
+        {
+            GradientAccumulation = 2, WeightDecay = 0.1, SequenceLengthWarmupSteps = lengthWarmupSteps, SequenceLengthWarmupStart = 8,
+        };
 
         var a = new GlmPretrainer(Opts(straight)).Run(new ListSampleSource(corpus), null);
 
@@ -172,5 +177,7 @@ public class GlmPretrainerTests
         Assert.Contains("DType", ex.Message);
         ex = Assert.Throws<GlmException>(() => new GlmPretrainer(Options(dir.Path, 5) with { Model = ModelPresets.Get("glm4-tiny") }));
         Assert.Contains("original-GLM", ex.Message);
+        ex = Assert.Throws<GlmException>(() => new GlmPretrainer(Options(dir.Path, 5) with { SequenceLengthWarmupStart = 2 }));
+        Assert.Contains("SequenceLengthWarmupStart", ex.Message);
     }
 }
