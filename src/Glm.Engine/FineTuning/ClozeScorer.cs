@@ -8,7 +8,10 @@ namespace Glm.Engine.FineTuning;
 /// <summary>
 /// Scores cloze labels with an original-GLM model: for each sample and label, Part A is read bidirectionally and the
 /// verbalizer tokens v₁…vₙ are scored in Part B of the blank (input sop v₁ … vₙ₋₁, position = the mask's index, block
-/// positions 1…n), giving Σ log p(vⱼ | Part A, v₍&lt;j₎). All sample×label rows run as one right-padded batch.
+/// positions 1…n), giving Σ log p(vⱼ | Part A, v₍&lt;j₎). One row per sample holds Part A once and every label's Part B
+/// after it; the attention mask lets each Part-B segment see Part A and itself (causally) but no other label, so every score
+/// is the one a separate Part A + label sequence would give, at a fraction of the work (Part A is not repeated per label,
+/// and the vocabulary head runs only on the scored positions).
 /// </summary>
 public static class ClozeScorer
 {
@@ -21,46 +24,55 @@ public static class ClozeScorer
         if (model.Config.Layout != GlmLayout.OriginalGlm)
             throw new GlmException($"cloze scoring needs an original-GLM model (blank infilling); {model.Source} has layout {model.Config.Layout}.");
         var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens (mask, sop, eop); cloze scoring needs them.");
-        int labels = verbalizers.Count, rows = samples.Count * labels;
-        int length = samples.Max(s => s.PartA.Length) + verbalizers.Max(v => v.Length);
-        if (length > model.MaxContext)
-            throw new GlmException($"a cloze batch needs {length} positions; the model has {model.MaxContext}. Use shorter texts.");
+        int labels = verbalizers.Count, rows = samples.Count, partB = verbalizers.Sum(v => v.Length);
+        int longestA = samples.Max(s => s.PartA.Length);
+        if (longestA + verbalizers.Max(v => v.Length) > model.MaxContext)
+            throw new GlmException($"a cloze sample needs {longestA + verbalizers.Max(v => v.Length)} positions; the model has {model.MaxContext}. Use shorter texts.");
+        int length = longestA + partB;
         var ids = new long[rows * length];
         var positions = new long[rows * 2 * length];
-        var seps = new int[rows];
-        var rowIdx = new List<long>();
-        var posIdx = new List<long>();
-        var tokIdx = new List<long>();
-        for (int s = 0; s < samples.Count; s++)
+        var visible = new bool[rows * length * length];
+        var scoredRows = new List<long>();
+        var targets = new List<long>();
+        var labelOfScore = new List<long>();
+        var segment = new int[length];
+        for (int s = 0; s < rows; s++)
         {
             var a = samples[s].PartA;
             int mask = Array.FindIndex(a, t => tokens.MaskIds.Contains(t));
             if (mask < 0) throw new GlmException($"cloze sample {s} has no [MASK]/[sMASK]/[gMASK] in Part A; expected one blank.");
+            long rowBase = (long)s * length, posBase = (long)s * 2 * length;
+            Array.Fill(segment, -1); // padding
+            for (int i = 0; i < a.Length; i++) { ids[rowBase + i] = a[i]; positions[posBase + i] = i; segment[i] = 0; }
+            int at = a.Length;
             for (int l = 0; l < labels; l++)
             {
-                int r = s * labels + l;
                 var v = verbalizers[l];
-                long rowBase = (long)r * length, posBase = (long)r * 2 * length;
-                for (int i = 0; i < a.Length; i++) { ids[rowBase + i] = a[i]; positions[posBase + i] = i; }
-                seps[r] = a.Length;
-                for (int j = 0; j < v.Length; j++)
+                for (int j = 0; j < v.Length; j++, at++)
                 {
-                    int at = a.Length + j;
                     ids[rowBase + at] = j == 0 ? tokens.Sop : v[j - 1];
                     positions[posBase + at] = mask;
                     positions[posBase + length + at] = j + 1;
-                    rowIdx.Add(r); posIdx.Add(at); tokIdx.Add(v[j]);
+                    segment[at] = l + 1;
+                    scoredRows.Add(rowBase + at); targets.Add(v[j]); labelOfScore.Add((long)s * labels + l);
                 }
             }
+            // Part A sees Part A; a Part-B token sees Part A and the earlier tokens of its own label.
+            long maskBase = (long)s * length * length;
+            for (int i = 0; i < length; i++)
+                for (int j = 0; j < length; j++)
+                    visible[maskBase + (long)i * length + j] = j < a.Length || (j <= i && segment[i] > 0 && segment[j] == segment[i]);
         }
         var device = model.Device;
-        var network = model.Network;
-        var logits = network.Forward(tensor(ids, new long[] { rows, length }, device: device), tensor(positions, new long[] { rows, 2, length }, device: device),
-            null, GlmTrainingStep.SepMask(seps, length, device), lastOnly: false);
-        var r_ = tensor(rowIdx.ToArray(), device: device);
-        var picked = logits.index(new TensorIndex[] { TensorIndex.Tensor(r_), TensorIndex.Tensor(tensor(posIdx.ToArray(), device: device)) })
-            .to(ScalarType.Float32).log_softmax(-1).gather(1, tensor(tokIdx.ToArray(), device: device).view(-1, 1)).view(-1);
-        return zeros(rows, device: device).index_add(0, r_, picked, 1.0).view(samples.Count, labels);
+        var input = tensor(ids, new long[] { rows, length }, device: device);
+        var positionIds = tensor(positions, new long[] { rows, 2, length }, device: device);
+        var attention = tensor(visible, new long[] { rows, 1, length, length }, device: device);
+        var scored = tensor(scoredRows.ToArray(), device: device);
+        var logits = model.Network is GlmBlockModel glm
+            ? glm.ForwardRows(input, positionIds, attention, scored)
+            : model.Network.Forward(input, positionIds, null, attention, lastOnly: false).view(rows * length, -1).index_select(0, scored);
+        var picked = logits.to(ScalarType.Float32).log_softmax(-1).gather(1, tensor(targets.ToArray(), device: device).view(-1, 1)).view(-1);
+        return zeros(rows * labels, device: device).index_add(0, tensor(labelOfScore.ToArray(), device: device), picked, 1.0).view(rows, labels);
     }
 
     /// <summary>Predicted label index of each sample (argmax of <see cref="LabelLogProbs"/>), without gradients.</summary>

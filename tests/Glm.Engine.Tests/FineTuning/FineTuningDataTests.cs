@@ -134,14 +134,14 @@ public sealed class FineTuningDataTests : IDisposable
         using var model = GlmBlockTestSupport.Model(seed: 11);
         const int cls = GlmBlockTestSupport.Cls, mask = GlmBlockTestSupport.Mask, eos = GlmBlockTestSupport.Eos, sop = GlmBlockTestSupport.Sop;
         var samples = new[] { new ClozeSample([cls, 9, 10, mask, 11, eos], 0), new ClozeSample([cls, 12, mask, eos], 1) };
-        int[][] verbalizers = [[20, 21, 22], [23]];
+        int[][] verbalizers = [[20, 21, 22], [23], [24, 25]];
         using var scope = NewDisposeScope();
         float[,] scores;
         using (torch.no_grad())
         {
             var t = ClozeScorer.LabelLogProbs(model, samples, verbalizers).cpu();
-            scores = new float[2, 2];
-            for (int s = 0; s < 2; s++) for (int l = 0; l < 2; l++) scores[s, l] = t[s, l].item<float>();
+            scores = new float[2, 3];
+            for (int s = 0; s < 2; s++) for (int l = 0; l < 3; l++) scores[s, l] = t[s, l].item<float>();
         }
         for (int s = 0; s < samples.Length; s++)
             for (int l = 0; l < verbalizers.Length; l++)
