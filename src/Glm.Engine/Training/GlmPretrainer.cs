@@ -229,15 +229,20 @@ public sealed class GlmPretrainer
         var o = _options;
         var collator = new BlankInfillingCollator(o.SpecialTokens, o.Collator, (ulong)o.Seed ^ 0x5EED_5EEDUL, o.SentenceEndTokenIds);
         using var noGrad = torch.no_grad();
-        double nll = 0, characters = 0;
-        long scored = 0;
+        double nll = 0, characters = 0, firstNll = 0;
+        long scored = 0, firstTokens = 0;
         foreach (var chunk in eval.ReadFrom(0).Take(o.EvalSamples).Chunk(o.BatchSize))
         {
             var batch = collator.Collate(chunk);
             using var scope = NewDisposeScope();
-            var (sum, count) = GlmTrainingStep.MaskedNll(network, batch);
-            nll += sum.item<float>();
-            scored += count;
+            var (tokenNll, rows) = GlmTrainingStep.ScoredNll(network, batch);
+            var values = tokenNll.cpu().data<float>().ToArray();
+            for (int i = 0; i < values.Length; i++)
+            {
+                nll += values[i];
+                if (batch.BlockPositionIds[rows[i]] == 1) { firstNll += values[i]; firstTokens++; }
+            }
+            scored += rows.Length;
             var text = new List<int>();
             for (int i = 0; i < batch.TargetIds.Length; i++)
                 if (batch.LossMask[i] > 0 && batch.TargetIds[i] != o.SpecialTokens.Eop) text.Add(batch.TargetIds[i]);
@@ -245,6 +250,6 @@ public sealed class GlmPretrainer
         }
         if (scored == 0) throw new GlmException("evaluation scored no tokens; expected held-out samples with at least 3 tokens.");
         double? bpc = characters > 0 ? nll / Math.Log(2) / characters : null;
-        return new EvaluationResult(step, nll / scored, bpc, scored);
+        return new EvaluationResult(step, nll / scored, bpc, scored) { FirstTokenLoss = firstTokens > 0 ? firstNll / firstTokens : null };
     }
 }

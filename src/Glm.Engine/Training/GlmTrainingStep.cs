@@ -15,6 +15,16 @@ internal static class GlmTrainingStep
     /// </summary>
     public static (Tensor NllSum, long ScoredTokens) MaskedNll(GlmBlockModel network, BlankInfillingBatch batch)
     {
+        var (nll, rows) = ScoredNll(network, batch);
+        return (nll.sum(), rows.Length);
+    }
+
+    /// <summary>
+    /// NLL (nats) of every token whose loss mask is 1, in flattened batch order, with those tokens' indices into the
+    /// [BatchSize × Length] arrays (empty when nothing is scored).
+    /// </summary>
+    public static (Tensor Nll, long[] ScoredRows) ScoredNll(GlmBlockModel network, BlankInfillingBatch batch)
+    {
         long b = batch.BatchSize, l = batch.Length;
         var device = network.Device;
         int maxPosition = Math.Max(batch.PositionIds.Max(), batch.BlockPositionIds.Max());
@@ -29,11 +39,10 @@ internal static class GlmTrainingStep
         }, 1).to(device);
         // Only rows with loss-mask 1 reach the vocabulary head; the collator's masks are 0/1 (Part B vs the rest).
         var scoredRows = Enumerable.Range(0, batch.LossMask.Length).Where(i => batch.LossMask[i] > 0).Select(i => (long)i).ToArray();
-        if (scoredRows.Length == 0) return (zeros(1, device: device).sum(), 0);
+        if (scoredRows.Length == 0) return (zeros(0, device: device), scoredRows);
         var rows = tensor(scoredRows, device: device);
         var logits = network.ForwardRows(ids, positions, SepMask(batch.Seps, l, device), rows);
-        var nll = F.cross_entropy(logits.to(ScalarType.Float32), targets.index_select(0, rows), reduction: nn.Reduction.Sum);
-        return (nll, scoredRows.Length);
+        return (F.cross_entropy(logits.to(ScalarType.Float32), targets.index_select(0, rows), reduction: nn.Reduction.None), scoredRows);
     }
 
     /// <summary>Bool [b, 1, l, l]: key j visible to query i when j &lt; sep_b or j ≤ i.</summary>

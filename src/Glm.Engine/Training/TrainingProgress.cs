@@ -20,7 +20,14 @@ public enum TrainingEvent
 /// <param name="Loss">Mean NLL (nats) per scored token.</param>
 /// <param name="BitsPerCharacter">Total NLL in bits / characters of the scored text; null without a character count.</param>
 /// <param name="ScoredTokens">Tokens scored (loss mask 1).</param>
-public sealed record EvaluationResult(int Step, double Loss, double? BitsPerCharacter, long ScoredTokens);
+public sealed record EvaluationResult(int Step, double Loss, double? BitsPerCharacter, long ScoredTokens)
+{
+    /// <summary>
+    /// Mean NLL (nats) of the first token of each Part-B segment (block position 1): the only target that can come from Part A
+    /// alone, so it shows whether the model reads the blank's context (pretraining only; null elsewhere).
+    /// </summary>
+    public double? FirstTokenLoss { get; init; }
+}
 
 /// <summary>A progress report for the host to render.</summary>
 public sealed record TrainingProgress

@@ -60,6 +60,10 @@ public class GlmPretrainerTests
         Assert.All(reports.Where(r => r.Event == TrainingEvent.Step), r => Assert.True(r.TokensPerSecond > 0 && r.LearningRate > 0));
         var evaluation = Assert.Single(result.Evaluations);
         Assert.True(evaluation.Loss < first);
+        // The first Part-B token (block position 1) is scored separately: one per blank, never more than all scored tokens.
+        Assert.NotNull(evaluation.FirstTokenLoss);
+        Assert.InRange(evaluation.FirstTokenLoss!.Value, 1e-6, 20);
+        Assert.NotEqual(evaluation.Loss, evaluation.FirstTokenLoss.Value);
         // bpc = total NLL bits / characters of the scored text (eop targets carry no text; 2 characters per token here).
         Assert.All(scoredText, id => Assert.InRange(id, FirstText, FirstText + 25));
         Assert.InRange(scoredText.Count, 1, evaluation.ScoredTokens - 1);
@@ -155,6 +159,9 @@ public class GlmPretrainerTests
             var (sum, count) = Glm.Engine.Training.GlmTrainingStep.MaskedNll(network, batch);
             Assert.Equal(expectedCount, count);
             Assert.Equal(expected, sum.item<float>(), expected * 1e-5);
+            var (perToken, rows) = Glm.Engine.Training.GlmTrainingStep.ScoredNll(network, batch);
+            Assert.Equal(Enumerable.Range(0, batch.LossMask.Length).Where(i => batch.LossMask[i] > 0).Select(i => (long)i), rows);
+            Assert.Equal(expected, perToken.sum().item<float>(), expected * 1e-5);
         }
     }
 

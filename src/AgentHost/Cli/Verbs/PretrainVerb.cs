@@ -79,7 +79,7 @@ internal static class PretrainVerb
                 switch (p.Event)
                 {
                     case TrainingEvent.Evaluation when p.Evaluation is { } e:
-                        console.Out.WriteLine(string.Format(inv, "eval step {0}: loss {1:F4}  bits/char {2:F4}", e.Step, e.Loss, e.BitsPerCharacter ?? double.NaN));
+                        console.Out.WriteLine(string.Format(inv, "eval step {0}: loss {1:F4}  bits/char {2:F4}  first Part-B token {3:F4}", e.Step, e.Loss, e.BitsPerCharacter ?? double.NaN, e.FirstTokenLoss ?? double.NaN));
                         break;
                     case TrainingEvent.Step when p.Step % 10 == 0 || p.Step == 1:
                         console.Out.WriteLine(string.Format(inv, "step {0}/{1}  loss {2:F4}  lr {3:E2}  |g| {4:F2}  {5:F0} tok/s  {6:F1} GFLOP/s ({7:P1} of measured GEMM peak {8:F0})",
