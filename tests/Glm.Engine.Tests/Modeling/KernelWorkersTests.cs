@@ -2,6 +2,7 @@ using Glm.Engine.Modeling.Kernels;
 
 namespace Glm.Engine.Tests.Modeling;
 
+[Collection("KernelSwitches")] // one test flips KernelWorkers.Enabled
 public class KernelWorkersTests
 {
     [Fact]
@@ -17,12 +18,20 @@ public class KernelWorkersTests
         }
     }
 
-    [Fact]
-    public void WorkerExceptionReachesTheCaller()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)] // the Parallel.For path (switched off, nested or concurrent callers) throws the same exception
+    public void WorkerExceptionReachesTheCaller(bool workersEnabled)
     {
-        var error = Assert.Throws<InvalidOperationException>(() =>
-            KernelWorkers.Run(2, p => { if (p == 1) throw new InvalidOperationException("part 1 failed"); }));
-        Assert.Equal("part 1 failed", error.Message);
+        bool before = KernelWorkers.Enabled;
+        KernelWorkers.Enabled = workersEnabled;
+        try
+        {
+            var error = Assert.Throws<InvalidOperationException>(() =>
+                KernelWorkers.Run(2, p => { if (p == 1) throw new InvalidOperationException("part 1 failed"); }));
+            Assert.Equal("part 1 failed", error.Message);
+        }
+        finally { KernelWorkers.Enabled = before; }
         int done = 0;
         KernelWorkers.Run(2, _ => Interlocked.Increment(ref done)); // still usable afterwards
         Assert.Equal(2, done);

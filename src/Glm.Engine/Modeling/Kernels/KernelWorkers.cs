@@ -39,7 +39,9 @@ internal static class KernelWorkers
         if (parts <= 1) { body(0); return; }
         if (!Enabled || Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, body);
+            // Same exception as the worker path: the part's own, not Parallel.For's AggregateException wrapper.
+            try { Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, body); }
+            catch (AggregateException e) when (e.InnerExceptions.Count > 0) { ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
             return;
         }
         try
