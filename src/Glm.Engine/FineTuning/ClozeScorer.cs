@@ -25,9 +25,9 @@ public static class ClozeScorer
             throw new GlmException($"cloze scoring needs an original-GLM model (blank infilling); {model.Source} has layout {model.Config.Layout}.");
         var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens (mask, sop, eop); cloze scoring needs them.");
         int labels = verbalizers.Count, rows = samples.Count, partB = verbalizers.Sum(v => v.Length);
-        int longestA = samples.Max(s => s.PartA.Length);
-        if (longestA + verbalizers.Max(v => v.Length) > model.MaxContext)
-            throw new GlmException($"a cloze sample needs {longestA + verbalizers.Max(v => v.Length)} positions; the model has {model.MaxContext}. Use shorter texts.");
+        int longestA = samples.Max(s => s.PartA.Length), positionsNeeded = longestA + verbalizers.Max(v => v.Length);
+        if (positionsNeeded > model.MaxContext)
+            throw new GlmException($"a cloze sample needs {positionsNeeded} positions; the model has {model.MaxContext}. Use shorter texts.");
         int length = longestA + partB;
         var ids = new long[rows * length];
         var positions = new long[rows * 2 * length];
@@ -68,9 +68,8 @@ public static class ClozeScorer
         var positionIds = tensor(positions, new long[] { rows, 2, length }, device: device);
         var attention = tensor(visible, new long[] { rows, 1, length, length }, device: device);
         var scored = tensor(scoredRows.ToArray(), device: device);
-        var logits = model.Network is GlmBlockModel glm
-            ? glm.ForwardRows(input, positionIds, attention, scored)
-            : model.Network.Forward(input, positionIds, null, attention, lastOnly: false).view(rows * length, -1).index_select(0, scored);
+        // The original-GLM layout (checked above) is always a GlmBlockModel.
+        var logits = ((GlmBlockModel)model.Network).ForwardRows(input, positionIds, attention, scored);
         var picked = logits.to(ScalarType.Float32).log_softmax(-1).gather(1, tensor(targets.ToArray(), device: device).view(-1, 1)).view(-1);
         return zeros(rows * labels, device: device).index_add(0, tensor(labelOfScore.ToArray(), device: device), picked, 1.0).view(rows, labels);
     }

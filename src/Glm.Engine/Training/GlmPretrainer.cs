@@ -237,15 +237,15 @@ public sealed class GlmPretrainer
             using var scope = NewDisposeScope();
             var (tokenNll, rows) = GlmTrainingStep.ScoredNll(network, batch);
             var values = tokenNll.cpu().data<float>().ToArray();
+            var text = new List<int>();
             for (int i = 0; i < values.Length; i++)
             {
+                long row = rows[i];
                 nll += values[i];
-                if (batch.BlockPositionIds[rows[i]] == 1) { firstNll += values[i]; firstTokens++; }
+                if (batch.BlockPositionIds[row] == 1) { firstNll += values[i]; firstTokens++; }
+                if (batch.TargetIds[row] != o.SpecialTokens.Eop) text.Add(batch.TargetIds[row]);
             }
             scored += rows.Length;
-            var text = new List<int>();
-            for (int i = 0; i < batch.TargetIds.Length; i++)
-                if (batch.LossMask[i] > 0 && batch.TargetIds[i] != o.SpecialTokens.Eop) text.Add(batch.TargetIds[i]);
             characters += o.CountCharacters is not null ? o.CountCharacters(text) : (o.CharactersPerToken ?? 0) * text.Count;
         }
         if (scored == 0) throw new GlmException("evaluation scored no tokens; expected held-out samples with at least 3 tokens.");
