@@ -35,7 +35,7 @@ internal static class PretrainVerb
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
         var spanProb = new Option<double>("--span-prob") { Description = "Share of batches with [MASK] span infilling (GLM: 0.4).", DefaultValueFactory = _ => 0.4 };
         var sentenceProb = new Option<double>("--sentence-prob") { Description = "Share of batches with [sMASK] sentence infilling (GLM: 0.3); the rest use [gMASK] document infilling.", DefaultValueFactory = _ => 0.3 };
-        var lengthWarmup = new Option<int>("--seq-len-warmup") { Description = "Steps over which samples grow from --seq-len-start tokens to --seq-len (0 = off). Lets a from-scratch model learn to read the blank's neighbours.", DefaultValueFactory = _ => 0 };
+        var lengthWarmup = new Option<int>("--seq-len-warmup") { Description = "Steps over which samples grow from --seq-len-start tokens to --seq-len (0 = off). Short samples help a from-scratch model learn to read the blank's neighbours on synthetic text; see the glm-zh-small model card for the corpus.", DefaultValueFactory = _ => 0 };
         var lengthStart = new Option<int>("--seq-len-start") { Description = "Sample length ([CLS] included) at the first step of --seq-len-warmup.", DefaultValueFactory = _ => 32 };
         var cmd = new Command("pretrain", "Train a GLM from scratch on a corpus (blank infilling: spans, sentences, documents). Re-running the same command resumes.");
         foreach (var o in new Option[] { corpus, tokenizerDir, output, layers, hidden, heads, seqLen, steps, batch, accumulation, lr, minLr, warmup,
