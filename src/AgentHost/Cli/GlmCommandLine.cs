@@ -58,6 +58,7 @@ public static class GlmCommandLine
         root.Add(MergeVerb.Create(console));
         root.Add(BaselineVerb.Create(console));
         root.Add(QuantizeVerb.Create(console));
+        root.Add(ConvertVerb.Create(console));
         return root;
     }
 }

@@ -149,6 +149,11 @@ public sealed class GlmPretrainer
                 scored += count;
             }
             double gradNorm = o.GradientClip > 0 ? torch.nn.utils.clip_grad_norm_(parameters, o.GradientClip) : double.NaN;
+            // A diverged step would write NaN into the weights and, at the next checkpoint, over the last good one: stop first.
+            if (!double.IsFinite(nllSum) || (o.GradientClip > 0 && !double.IsFinite(gradNorm)))
+                throw new GlmException($"training diverged at step {state.Step + 1}: loss {nllSum / Math.Max(1, scored):G4}, gradient norm {gradNorm:G4} " +
+                    $"at learning rate {lr:G3}. The weights were not updated and the last checkpoint ({checkpointFolder}) is kept; " +
+                    "resume with a lower --lr (or --dtype fp32).");
             optimizer.step();
             state.Step++;
             savedAtCurrentStep = false;
@@ -166,8 +171,15 @@ public sealed class GlmPretrainer
             {
                 lastEval = Evaluate(network, eval, state.Step);
                 evaluations.Add(lastEval);
+                // Long runs on a small corpus can start to overfit: keep the weights of the lowest held-out loss so far.
+                bool best = state.Evaluations.All(e => lastEval.Loss < e.Loss);
                 state.Evaluations.Add(lastEval);
                 progress?.Report(stepReport with { Event = TrainingEvent.Evaluation, Evaluation = lastEval });
+                if (best)
+                {
+                    SaveModel(model, Path.Combine(o.OutputFolder, BestModelFolder));
+                    progress?.Report(stepReport with { Event = TrainingEvent.Checkpoint, Message = $"best held-out loss so far ({lastEval.Loss:F4}): {BestModelFolder}/" });
+                }
             }
             if (o.CheckpointEvery > 0 && state.Step % o.CheckpointEvery == 0 && state.Step < o.Steps)
             {
@@ -184,9 +196,7 @@ public sealed class GlmPretrainer
         if (!interrupted)
         {
             modelFolder = Path.Combine(o.OutputFolder, "model");
-            model.Save(modelFolder);
-            foreach (var file in o.TokenizerFiles)
-                File.Copy(file, Path.Combine(modelFolder, Path.GetFileName(file)), overwrite: true);
+            SaveModel(model, modelFolder);
         }
         double achieved = 6.0 * parameterCount * tokensPerSecond / 1e9;
         progress?.Report(baseReport with
@@ -201,6 +211,21 @@ public sealed class GlmPretrainer
             Losses = state.Losses.ToList(), TokensPerSecond = tokensPerSecond, AchievedGFlops = achieved, PeakGFlops = peak,
             Parameters = parameterCount, ModelFolder = modelFolder, CheckpointFolder = checkpointFolder, LossCurvePng = lossPng,
         };
+    }
+
+    /// <summary>Run sub-folder with the model of the lowest held-out loss so far (config, weights, tokenizer files).</summary>
+    public const string BestModelFolder = "best-model";
+
+    private void SaveModel(GlmModel model, string folder)
+    {
+        // Write next to the target and swap, so an interrupt never leaves a half-written model folder behind.
+        string staging = folder + ".tmp";
+        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        model.Save(staging);
+        foreach (var file in _options.TokenizerFiles)
+            File.Copy(file, Path.Combine(staging, Path.GetFileName(file)), overwrite: true);
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        Directory.Move(staging, folder);
     }
 
     private static void SaveCheckpoint(string folder, GlmModel model, OptimizerHelper optimizer, BlankInfillingCollator collator, TrainerState state)

@@ -6,7 +6,7 @@ namespace Glm.Engine.Training;
 /// <summary>Settings of a from-scratch GLM pretraining run (<see cref="GlmPretrainer"/>).</summary>
 public sealed record GlmPretrainingOptions
 {
-    /// <summary>Output folder: <c>checkpoint/</c>, <c>model/</c>, <c>loss.png</c>.</summary>
+    /// <summary>Output folder: <c>checkpoint/</c>, <c>model/</c>, <c>best-model/</c> (lowest held-out loss), <c>loss.png</c>.</summary>
     public required string OutputFolder { get; init; }
     /// <summary>Model shape (original-GLM layout). Use <see cref="GlmPretrainer.OwnModelConfig"/> for our defaults.</summary>
     public required GlmConfig Model { get; init; }

@@ -76,6 +76,50 @@ public class GlmPretrainerTests
         Assert.True(result.PeakGFlops > 0 && result.AchievedGFlops > 0);
     }
 
+    [Fact]
+    public void ADivergingRunStopsWithAClearErrorAndKeepsTheLastGoodCheckpoint()
+    {
+        using var dir = new CheckpointTempDir();
+        int checkpointStep = 0;
+        // No clipping and an absurd learning rate: the weights blow up within a few steps.
+        var options = Options(dir.Path, steps: 200) with { LearningRate = 1e9, MinLearningRate = 1e9, WarmupSteps = 0, GradientClip = 0, CheckpointEvery = 1 };
+        var error = Assert.Throws<GlmException>(() => new GlmPretrainer(options).Run(new ListSampleSource(RepetitiveCorpus(32)), null,
+            new SyncProgress(p => { if (p.Event == TrainingEvent.Checkpoint) checkpointStep = p.Step; })));
+        Assert.Contains("training diverged at step", error.Message);
+        Assert.Contains("lower --lr", error.Message);
+        var state = TrainingCheckpoint.LoadState(Path.Combine(dir.Path, "checkpoint"));
+        Assert.Equal(checkpointStep, state.Step);
+        Assert.All(state.Losses, l => Assert.True(double.IsFinite(l)));
+        using var scope = NewDisposeScope();
+        using var saved = CheckpointReader.Open(Path.Combine(dir.Path, "checkpoint"));
+        Assert.All(saved.Names, n => Assert.True(saved.Load(n).isfinite().all().item<bool>(), n));
+    }
+
+    [Fact]
+    public void TheModelOfTheLowestHeldOutLossIsKeptInBestModel()
+    {
+        using var dir = new CheckpointTempDir();
+        var reports = new List<TrainingProgress>();
+        var result = new GlmPretrainer(Options(dir.Path, steps: 40) with { EvalEvery = 10 })
+            .Run(new ListSampleSource(RepetitiveCorpus(32)), new ListSampleSource(RepetitiveCorpus(8)), new SyncProgress(reports.Add));
+
+        Assert.Equal(4, result.Evaluations.Count);
+        // One save per evaluation that beat every earlier one; the first always does.
+        int improvements = result.Evaluations.Select((e, i) => result.Evaluations.Take(i).All(p => e.Loss < p.Loss)).Count(x => x);
+        Assert.Equal(improvements, reports.Count(r => r.Event == TrainingEvent.Checkpoint && r.Message!.Contains("best held-out loss")));
+        string best = Path.Combine(dir.Path, GlmPretrainer.BestModelFolder);
+        Assert.False(Directory.Exists(best + ".tmp"));
+        using var scope = NewDisposeScope();
+        using var bestWeights = CheckpointReader.Open(best);
+        using var finalWeights = CheckpointReader.Open(result.ModelFolder!);
+        // The final model is the best one exactly when the last evaluation is the minimum.
+        bool lastIsBest = result.Evaluations[^1].Loss < result.Evaluations.SkipLast(1).Min(e => e.Loss);
+        bool identical = bestWeights.Names.All(n => bestWeights.Load(n).eq(finalWeights.Load(n)).all().item<bool>());
+        Assert.Equal(lastIsBest, identical);
+        using var loaded = GlmModel.Load(best, Fp32Cpu);
+        Assert.Equal(Sop, loaded.BlankTokens!.Sop);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(5)] // sequence-length warm-up: steps 0–4 train on chunks of 8 → 24 tokens

@@ -15,7 +15,7 @@ internal static class PretrainVerb
     {
         var corpus = new Option<string>("--corpus") { Description = "Folder of UTF-8 .txt files; a fixed 2% tail of each is held out.", Required = true };
         var tokenizerDir = new Option<string>("--tokenizer") { Description = "Folder with tokenizer.tiktoken (from glm train-tokenizer).", Required = true };
-        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoint/, model/, loss.png, token cache.", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoint/, model/ (final), best-model/ (lowest held-out loss), loss.png, token cache.", Required = true };
         var layers = new Option<int>("--layers") { DefaultValueFactory = _ => 4 };
         var hidden = new Option<int>("--hidden") { DefaultValueFactory = _ => 256 };
         var heads = new Option<int>("--heads") { DefaultValueFactory = _ => 4 };
