@@ -18,6 +18,15 @@ internal static class CliTestModel
 
     public static string SharedPath(string relative) => Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", relative));
 
+    /// <summary>Runs the glm command line in-process; returns the exit code and what went to stdout and stderr.</summary>
+    public static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = await AgentHost.Cli.GlmCommandLine.RunAsync(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
     /// <summary>A tiny random model with the real ChatGLM3 tokenizer, written to <paramref name="dir"/>.</summary>
     public static string ChatGlm3Folder(string dir)
     {

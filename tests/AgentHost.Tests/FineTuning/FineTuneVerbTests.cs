@@ -10,13 +10,7 @@ public sealed class FineTuneVerbTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = await GlmCommandLine.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Run(params string[] args) => CliTestModel.Run(args);
 
     [SharedFileFact("data/tokenizers/chatglm3-6b/tokenizer.model")]
     public async Task FinetuneEvalAndMergeAChatModelWithLora()

@@ -11,13 +11,7 @@ public sealed class Seq2SeqVerbTests : IDisposable
 
     private static string BundledModel => Path.Combine(CliTestModel.RepoRoot, "models", "glm-zh-small");
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = await GlmCommandLine.RunAsync(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Run(params string[] args) => CliTestModel.Run(args);
 
     private string Write(string name, params string[] lines)
     {
