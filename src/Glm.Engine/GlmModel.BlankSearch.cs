@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace Glm.Engine;
 
 public sealed partial class GlmModel
@@ -17,18 +20,17 @@ public sealed partial class GlmModel
         if (beamWidth < 1) throw new GlmException($"BestBlankFill: beamWidth {beamWidth} is invalid; expected ≥ 1.");
         if (!partA.Any(blank.MaskIds.Contains)) throw new GlmException("BestBlankFill: Part A has no [MASK], [sMASK] or [gMASK]; expected one blank to fill.");
 
+        int maskPosition = FirstMaskIndex(partA, blank);
         var beam = new List<(int[] Span, double LogProb)> { ([], 0) };
         (int[] Span, double LogProb) best = ([], double.NegativeInfinity);
         for (int length = 0; length <= maxTokens && beam.Count > 0; length++)
         {
             var candidates = new PriorityQueue<(int[] Span, double LogProb), double>();
-            foreach (var (span, logProb) in beam)
+            var nextLogProbs = NextTokenLogProbs(partA, blank.Sop, maskPosition, beam.Select(b => b.Span).ToList());
+            for (int k = 0; k < beam.Count; k++)
             {
-                var ids = new List<int>(partA.Count + 1 + span.Length);
-                ids.AddRange(partA);
-                ids.Add(blank.Sop);
-                ids.AddRange(span);
-                var next = LogSoftmaxRow(ComputeLogits(ids), ids.Count - 1);
+                var (span, logProb) = beam[k];
+                var next = nextLogProbs[k];
                 if (span.Length > 0 && logProb + next[blank.Eop] > best.LogProb) best = (span, logProb + next[blank.Eop]);
                 if (length == maxTokens) continue;
                 for (int id = 0; id < next.Length; id++)
@@ -48,16 +50,33 @@ public sealed partial class GlmModel
     private bool IsControlToken(int id, GlmBlankTokenSet blank) =>
         id == blank.Sop || id == blank.Eop || blank.MaskIds.Contains(id) || (Tokenizer?.IsSpecial(id) ?? false);
 
-    private static double[] LogSoftmaxRow(float[,] logits, int row)
+    /// <summary>
+    /// log P(next token) after <c>Part A, sop, span</c> for every span of equal length: one batched forward pass (Part B rows
+    /// only differ in their tokens), the head on the last row alone.
+    /// </summary>
+    private float[][] NextTokenLogProbs(IReadOnlyList<int> partA, int sop, int maskPosition, List<int[]> spans)
     {
-        int v = logits.GetLength(1);
-        double max = double.NegativeInfinity;
-        for (int i = 0; i < v; i++) max = Math.Max(max, logits[row, i]);
-        double sum = 0;
-        for (int i = 0; i < v; i++) sum += Math.Exp(logits[row, i] - max);
-        double logZ = max + Math.Log(sum);
-        var result = new double[v];
-        for (int i = 0; i < v; i++) result[i] = logits[row, i] - logZ;
-        return result;
+        int b = spans.Count, sep = partA.Count, n = sep + 1 + spans[0].Length, v = Config.VocabSize;
+        var ids = new long[b * n];
+        for (int k = 0; k < b; k++)
+        {
+            int o = k * n;
+            for (int i = 0; i < sep; i++) ids[o + i] = partA[i];
+            ids[o + sep] = sop;
+            for (int i = 0; i < spans[k].Length; i++) ids[o + sep + 1 + i] = spans[k][i];
+        }
+        var (positions, blocks) = GlmPositions(n, sep, maskPosition);
+        ForwardGate.Wait();
+        try
+        {
+            using var inference = torch.inference_mode();
+            using var scope = NewDisposeScope();
+            var logits = Network.Forward(torch.tensor(ids, new long[] { b, n }, device: Device),
+                PositionTensor(positions, blocks).expand(b, 2, n), null, SepMask(sep, n), lastOnly: true);
+            var logProbs = logits.to(ScalarType.Float32).view(b, v).log_softmax(1).cpu();
+            var flat = logProbs.data<float>().ToArray();
+            return Enumerable.Range(0, b).Select(k => flat.AsSpan(k * v, v).ToArray()).ToArray();
+        }
+        finally { ForwardGate.Release(); }
     }
 }
