@@ -152,8 +152,8 @@ public sealed class GlmPretrainer
             // A diverged step would write NaN into the weights and, at the next checkpoint, over the last good one: stop first.
             if (!double.IsFinite(nllSum) || (o.GradientClip > 0 && !double.IsFinite(gradNorm)))
                 throw new GlmException($"training diverged at step {state.Step + 1}: loss {nllSum / Math.Max(1, scored):G4}, gradient norm {gradNorm:G4} " +
-                    $"at learning rate {lr:G3}. The weights were not updated and the last checkpoint ({checkpointFolder}) is kept; " +
-                    "resume with a lower --lr (or --dtype fp32).");
+                    $"at learning rate {lr:G3}. The weights were not updated and nothing was saved: the last checkpoint in {checkpointFolder}, " +
+                    "if any, is unchanged; resume with a lower --lr (or --dtype fp32).");
             optimizer.step();
             state.Step++;
             savedAtCurrentStep = false;
