@@ -16,11 +16,10 @@ public sealed partial class GlmModel
     {
         RequireOriginalGlm(nameof(BestBlankFill));
         var blank = RequireBlankTokens();
-        if (maxTokens < 1) throw new GlmException($"BestBlankFill: maxTokens {maxTokens} is invalid; expected ≥ 1.");
+        // Block positions run 1..maxTokens+1 and must stay inside the learned table.
+        if (maxTokens < 1 || maxTokens >= MaxContext) throw new GlmException($"BestBlankFill: maxTokens {maxTokens} is invalid; expected 1..{MaxContext - 1}.");
         if (beamWidth < 1) throw new GlmException($"BestBlankFill: beamWidth {beamWidth} is invalid; expected ≥ 1.");
-        if (!partA.Any(blank.MaskIds.Contains)) throw new GlmException("BestBlankFill: Part A has no [MASK], [sMASK] or [gMASK]; expected one blank to fill.");
-
-        int maskPosition = FirstMaskIndex(partA, blank);
+        int maskPosition = RequirePartA(partA, blank, nameof(BestBlankFill));
         var beam = new List<(int[] Span, double LogProb)> { ([], 0) };
         (int[] Span, double LogProb) best = ([], double.NegativeInfinity);
         for (int length = 0; length <= maxTokens && beam.Count > 0; length++)

@@ -77,13 +77,7 @@ public sealed partial class GlmModel
         options ??= new GenerationOptions();
         options.Validate();
         var tokens = RequireBlankTokens();
-        if (partA.Count == 0) throw new GlmException("GenerateBlank: Part A is empty; expected context ids with a mask token.");
-        CheckIds(partA);
-        int maskPosition = FirstMaskIndex(partA, tokens);
-        if (maskPosition < 0)
-            throw new GlmException($"GenerateBlank: Part A of {partA.Count} tokens has no [MASK]/[sMASK]/[gMASK] (ids {string.Join(", ", tokens.MaskIds)}); expected at least one blank.");
-        if (partA.Count > MaxContext)
-            throw new GlmException($"GenerateBlank: Part A of {partA.Count} tokens exceeds the {MaxContext} positions of this model.");
+        int maskPosition = RequirePartA(partA, tokens, nameof(GenerateBlank));
         var stop = new HashSet<int>(options.StopTokenIds ?? Array.Empty<int>()) { tokens.Eop };
         // Block positions run 1..budget+1 and must stay inside the learned table.
         int budget = Math.Min(options.MaxNewTokens, MaxContext - 1);
@@ -180,6 +174,19 @@ public sealed partial class GlmModel
             start = best + found.Length;
         }
         return ids;
+    }
+
+    /// <summary>Checks the Part A of a blank (non-empty, valid ids, a mask token, inside the position table); returns the first mask's index.</summary>
+    private int RequirePartA(IReadOnlyList<int> partA, GlmBlankTokenSet tokens, string what)
+    {
+        if (partA.Count == 0) throw new GlmException($"{what}: Part A is empty; expected context ids with a mask token.");
+        CheckIds(partA);
+        int maskPosition = FirstMaskIndex(partA, tokens);
+        if (maskPosition < 0)
+            throw new GlmException($"{what}: Part A of {partA.Count} tokens has no [MASK]/[sMASK]/[gMASK] (ids {string.Join(", ", tokens.MaskIds)}); expected at least one blank.");
+        if (partA.Count > MaxContext)
+            throw new GlmException($"{what}: Part A of {partA.Count} tokens exceeds the {MaxContext} positions of this model.");
+        return maskPosition;
     }
 
     private static int FirstMaskIndex(IReadOnlyList<int> ids, GlmBlankTokenSet tokens)
