@@ -82,6 +82,7 @@ public sealed class GlmPretrainer
             ? GlmModel.CreateRandom(o.Model, loadOptions, "pretraining")
             : GlmModel.Load(resumeFrom, loadOptions);
         if (resumeFrom is not null) CheckSameShape(model.Config, resumeFrom);
+        else if (o.Initialization == GlmInitialization.LocalAttention) LocalAttentionInitialization.Apply(model, o.QueryKeyGain, o.Seed);
         var network = (GlmBlockModel)model.Network;
         network.ComputeDType = computeDType;
         network.UseFusedAttention = o.FusedAttention;
@@ -109,6 +110,7 @@ public sealed class GlmPretrainer
         {
             Message = (resumeFrom is null ? "fresh start" : $"resumed from {resumeFrom} at step {state.Step}") +
                       $"; {parameterCount:N0} parameters, {computeDType}, GEMM peak {peak:F1} GFLOP/s" +
+                      (resumeFrom is null && o.Initialization != GlmInitialization.Megatron ? $"; {o.Initialization} initialisation (gain {o.QueryKeyGain:G3})" : "") +
                       (o.SequenceLengthWarmupSteps > 0 ? $"; sequence-length warm-up from {o.SequenceLengthWarmupStart} tokens over {o.SequenceLengthWarmupSteps} steps" : ""),
         });
 

@@ -35,6 +35,10 @@ public sealed record GlmPretrainingOptions
     public int SequenceLengthWarmupSteps { get; init; }
     /// <summary>Chunk length ([CLS] included) at the first step of the sequence-length warm-up.</summary>
     public int SequenceLengthWarmupStart { get; init; } = 32;
+    /// <summary>How a fresh run's weights start; ignored on resume (the checkpoint's weights are used).</summary>
+    public GlmInitialization Initialization { get; init; } = GlmInitialization.Megatron;
+    /// <summary>α of <see cref="GlmInitialization.LocalAttention"/>: query/key projections start near α·I.</summary>
+    public double QueryKeyGain { get; init; } = LocalAttentionInitialization.DefaultQueryKeyGain;
     /// <summary>AdamW β1.</summary>
     public double Beta1 { get; init; } = 0.9;
     /// <summary>AdamW β2.</summary>
@@ -89,6 +93,7 @@ public sealed record GlmPretrainingOptions
         Check(MinLearningRate >= 0 && MinLearningRate <= LearningRate, nameof(MinLearningRate), MinLearningRate, "in [0, LearningRate]");
         Check(SequenceLengthWarmupSteps >= 0, nameof(SequenceLengthWarmupSteps), SequenceLengthWarmupSteps, ">= 0 (0 = off)");
         Check(SequenceLengthWarmupStart >= 3, nameof(SequenceLengthWarmupStart), SequenceLengthWarmupStart, ">= 3 ([CLS] and two tokens)");
+        Check(QueryKeyGain >= 0 && double.IsFinite(QueryKeyGain), nameof(QueryKeyGain), QueryKeyGain, "a finite number >= 0");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, ">= 0");
         Check(Threads > 0, nameof(Threads), Threads, "> 0");
         Check(EvalEvery >= 0 && CheckpointEvery >= 0 && LogEvery > 0, "EvalEvery/CheckpointEvery/LogEvery", $"{EvalEvery}/{CheckpointEvery}/{LogEvery}", "non-negative (LogEvery > 0)");

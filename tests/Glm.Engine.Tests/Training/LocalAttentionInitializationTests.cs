@@ -1,0 +1,123 @@
+using Glm.Engine.Modeling;
+using Glm.Engine.Tests.Checkpoints;
+using Glm.Engine.Training;
+using Glm.Engine.Training.Data;
+using TorchSharp;
+using static Glm.Engine.Tests.Modeling.GlmBlockTestSupport;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Glm.Engine.Tests.Training;
+
+public class LocalAttentionInitializationTests
+{
+    private static readonly GlmSpecialTokens Tokens = new(Cls, Mask, SMask, GMask, Sop, Eop, Eos, Eos);
+    private const int Hidden = 128, Heads = 2, Positions = 128;
+
+    private static GlmConfig Config() => GlmPretrainer.OwnModelConfig(vocabSize: 72, hidden: Hidden, layers: 2, heads: Heads, maxSequenceLength: Positions, Tokens);
+
+    private static GlmModel Fresh(bool local, double gain = LocalAttentionInitialization.DefaultQueryKeyGain)
+    {
+        var model = GlmModel.CreateRandom(Config(), new GlmLoadOptions { DType = "fp32", Seed = 5 }, "test");
+        if (local) LocalAttentionInitialization.Apply(model, gain, seed: 5);
+        return model;
+    }
+
+    private static Dictionary<string, Tensor> Weights(GlmModel model) => model.NamedWeights().ToDictionary(w => w.Name, w => w.Tensor);
+
+    [Fact]
+    public void PositionTablesHoldSinusoidsInDisjointHalvesAtTheEmbeddingScale()
+    {
+        using var model = Fresh(local: true);
+        var w = Weights(model);
+        var positions = w[GlmBlockNames.PositionEmbeddings];
+        var blocks = w[GlmBlockNames.BlockPositionEmbeddings];
+        Assert.Equal(0f, positions.narrow(1, Hidden / 2, Hidden / 2).abs().max().item<float>());
+        Assert.Equal(0f, blocks.narrow(1, 0, Hidden / 2).abs().max().item<float>());
+        // Row p, pair 0 is (sin p, cos p) × 0.04; the slowest pair has wavelength max_sequence_length + 1.
+        Assert.Equal(0.04f * MathF.Sin(3), positions[3, 0].item<float>(), 6);
+        Assert.Equal(0.04f * MathF.Cos(3), blocks[3, Hidden / 2 + 1].item<float>(), 6);
+        // Every row as long as a N(0, 0.02²) row of the word embeddings: 0.02·√H.
+        foreach (var table in new[] { positions, blocks })
+        {
+            var norms = table.norm(1).to_type(ScalarType.Float64);
+            Assert.Equal(0.02 * Math.Sqrt(Hidden), norms.min().item<double>(), 5);
+            Assert.Equal(0.02 * Math.Sqrt(Hidden), norms.max().item<double>(), 5);
+        }
+    }
+
+    [Fact]
+    public void EachHeadsQueryAndKeyGainTheSameScaledOrthonormalProjection()
+    {
+        const double gain = 3.0;
+        using var plain = Fresh(local: false);
+        using var local = Fresh(local: true, gain);
+        int d = Hidden / Heads;
+        for (int layer = 0; layer < 2; layer++)
+        {
+            string name = $"{GlmBlockNames.Layer(layer)}.attention.query_key_value.weight";
+            var added = Weights(local)[name] - Weights(plain)[name];
+            for (int head = 0; head < Heads; head++)
+            {
+                var q = added.narrow(0, head * d, d);
+                var k = added.narrow(0, Hidden + head * d, d);
+                Assert.True(q.allclose(k, rtol: 0, atol: 1e-6), $"layer {layer} head {head}: query and key parts differ");
+                Assert.True(q.matmul(q.t()).allclose(eye(d) * gain, rtol: 0, atol: 1e-4), $"layer {layer} head {head}: not √α × orthonormal rows");
+            }
+            Assert.Equal(0f, added.narrow(0, 2 * Hidden, Hidden).abs().max().item<float>()); // values untouched
+        }
+    }
+
+    /// <summary>
+    /// The point of the scheme: in the first layer, with the weights as initialised, how much attention a Part-A query puts on
+    /// keys within two positions of its own (5 of 128 keys, 3.9 % when uniform).
+    /// </summary>
+    private static double FirstLayerLocalAttentionMass(GlmModel model)
+    {
+        using var scope = NewDisposeScope();
+        var w = Weights(model);
+        var ids = randint(FirstText, 72, new long[] { Positions }, generator: new Generator(11));
+        var x = w[GlmBlockNames.WordEmbeddings].index_select(0, ids) + w[GlmBlockNames.PositionEmbeddings].narrow(0, 0, Positions)
+                + w[GlmBlockNames.BlockPositionEmbeddings][0];
+        var h = F.layer_norm(x, new long[] { Hidden }); // layer 0's input LayerNorm starts as weight 1, bias 0
+        var qkv = F.linear(h, w[$"{GlmBlockNames.Layer(0)}.attention.query_key_value.weight"]);
+        int d = Hidden / Heads;
+        var q = qkv.narrow(1, 0, Hidden).view(Positions, Heads, d).transpose(0, 1);
+        var k = qkv.narrow(1, Hidden, Hidden).view(Positions, Heads, d).transpose(0, 1);
+        var attention = q.matmul(k.transpose(1, 2)).div(Math.Sqrt(d)).softmax(-1); // [heads, query, key]
+        var index = arange(Positions);
+        var near = (index.view(-1, 1) - index.view(1, -1)).abs().le(2);
+        return (attention * near).sum(-1).mean().item<float>();
+    }
+
+    [Fact]
+    public void FromTheStartQueriesAttendNearTheirOwnPositionWhereMegatronIsUniform()
+    {
+        using var plain = Fresh(local: false);
+        using var local = Fresh(local: true);
+        double uniform = 5.0 / Positions, megatron = FirstLayerLocalAttentionMass(plain), structured = FirstLayerLocalAttentionMass(local);
+        Assert.True(megatron < 1.5 * uniform, $"Megatron start: {megatron:P1} of the attention within ±2 positions");
+        Assert.True(structured > 8 * uniform, $"local-attention start: {structured:P1} of the attention within ±2 positions (uniform {uniform:P1})");
+    }
+
+    [Fact]
+    public void ThePretrainerAppliesItToAFreshRunAndRejectsABadGain()
+    {
+        using var dir = new CheckpointTempDir();
+        var options = new GlmPretrainingOptions
+        {
+            OutputFolder = dir.Path, Model = Config(), SpecialTokens = Tokens, Steps = 1, BatchSize = 2, LearningRate = 1e-9, MinLearningRate = 0,
+            WarmupSteps = 0, EvalEvery = 0, CheckpointEvery = 0, PeakMeasureSeconds = 0, Seed = 5,
+            Collator = new BlankInfillingOptions { SpanProbability = 1, SentenceProbability = 0 },
+            Initialization = GlmInitialization.LocalAttention,
+        };
+        var samples = Enumerable.Range(0, 4).Select(s => new[] { Cls }.Concat(Enumerable.Range(0, 30).Select(i => FirstText + (s + i) % 9)).ToArray()).ToList();
+        var result = new GlmPretrainer(options).Run(new ListSampleSource(samples), null);
+        using var trained = GlmModel.Load(result.ModelFolder!, new GlmLoadOptions { DType = "fp32" });
+        var expected = LocalAttentionInitialization.Sinusoids(Positions + 1, Hidden, 0, Hidden / 2, Positions + 1) * 0.04;
+        Assert.True(Weights(trained)[GlmBlockNames.PositionEmbeddings].allclose(expected, rtol: 0, atol: 1e-6));
+
+        var ex = Assert.Throws<GlmException>(() => new GlmPretrainer(options with { QueryKeyGain = -1 }));
+        Assert.Contains("QueryKeyGain = -1", ex.Message);
+    }
+}
