@@ -1,0 +1,42 @@
+namespace AgentHost.Tests.Cli;
+
+public class PretrainVerbTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "glmsk-pretrain-" + Guid.NewGuid().ToString("N"));
+
+    public PretrainVerbTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>A one-file corpus (the bundled sample documents) and a tiny model shape, with the bundled model's tokenizer.</summary>
+    private string[] TinyRun(string init)
+    {
+        string corpus = Path.Combine(_dir, "corpus");
+        Directory.CreateDirectory(corpus);
+        var docs = Directory.GetFiles(Path.Combine(CliTestModel.RepoRoot, "samples", "docs"), "*.md").Order().Select(File.ReadAllText);
+        File.WriteAllText(Path.Combine(corpus, "docs.txt"), string.Join("\n", docs));
+        return ["pretrain", "--corpus", corpus, "--tokenizer", Path.Combine(CliTestModel.RepoRoot, "models", "glm-zh-small"),
+            "--out", Path.Combine(_dir, "run"), "--layers", "1", "--hidden", "64", "--heads", "1", "--seq-len", "64", "--batch", "2",
+            "--steps", "2", "--eval-every", "2", "--eval-samples", "2", "--threads", "1", "--checkpoint-every", "0", "--init", init];
+    }
+
+    [Fact]
+    public async Task LocalAttentionInitialisationRunsEndToEnd()
+    {
+        var r = await CliTestModel.Run(TinyRun("local-attention"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("LocalAttention initialisation (gain 2)", r.Err);
+        Assert.Contains("eval step 2:", r.Out);
+        Assert.True(File.Exists(Path.Combine(_dir, "run", "model", "model.safetensors")));
+    }
+
+    [Fact]
+    public async Task AnUnknownInitialisationIsRejectedBeforeTraining()
+    {
+        var r = await CliTestModel.Run(TinyRun("xavier"));
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("xavier", r.Err);
+        Assert.Contains("local-attention", r.Err);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "run")));
+    }
+}
