@@ -11,7 +11,7 @@ public enum GlmInitialization
     Megatron,
 
     /// <summary>
-    /// Megatron, then position tables and query/key projections that make every head attend locally from step 0
+    /// Megatron, then positional embeddings and query/key projections that make every head attend locally from step 0
     /// (<see cref="LocalAttentionInitialization"/>). The architecture is unchanged: the tables stay learned.
     /// </summary>
     LocalAttention,
@@ -21,26 +21,29 @@ public enum GlmInitialization
 /// A structured start for GLM's learned 2-D positions, so that a blank's first Part-B token can read the blank's neighbours
 /// before training has found them. From the Megatron start, attention is uniform over hundreds of Part-A keys and the one
 /// token per blank that needs a neighbour sends it too weak a gradient: the first-token loss stays at the unigram level
-/// (glm-zh-small card). Here
+/// (glm-zh-small card). Here the hidden dimensions are split in two at initialisation:
 /// <list type="bullet">
-/// <item>the position table holds sinusoids in the first half of the hidden dimensions and the block-position table in the
-/// second half (frequencies 1 … 1/max_sequence_length, rows as long as a N(0, 0.02²) row), so nearby positions have similar
-/// rows and the two coordinates do not interfere;</item>
-/// <item>each head's query and key projections start as the same random orthonormal projection times √α, plus the Megatron
-/// noise (Trockman &amp; Kolter 2023, "mimetic" initialisation: W_q·W_kᵀ ≈ αI). A query then scores keys by similarity of
-/// their (normalised) embeddings, which for the position part peaks at the same position and its neighbours.</item>
+/// <item>the first half is positional: the position table holds sinusoids in its first quarter and the block-position table in
+/// its second quarter (frequencies 1 … 1/max_sequence_length), so nearby positions have similar rows and the two coordinates
+/// do not interfere; the word embeddings start at zero there and N(0, 0.02²) in the second half, and each table's rows are as
+/// long as a word row;</item>
+/// <item>each head's query and key projections start as the same random orthonormal projection of the positional half times
+/// √α, plus the Megatron noise (as in "mimetic" initialisation, Trockman &amp; Kolter 2023, W_q·W_kᵀ ≈ αI, but on positions
+/// only, so a token does not simply attend to itself or to copies of its own word).</item>
 /// </list>
-/// Part B's <c>sop</c> sits at the blank's position id, so from the first step it attends to the [MASK] and the tokens
-/// beside it, and later Part-B tokens (same position, next block position) to their predecessor.
+/// Every head then starts as a soft sliding window: a Part-A token attends to the tokens around it, and Part B's <c>sop</c>,
+/// which sits at the blank's position id, to the [MASK] and the tokens beside it. The architecture is unchanged: the tables
+/// and projections are ordinary learned weights from the first step on.
 /// </summary>
 public static class LocalAttentionInitialization
 {
-    /// <summary>Default α: the score margin of a neighbouring position over a distant one is about 2α nats at head dim 64.</summary>
+    /// <summary>Default α: at head dim 64 and 512 positions a Part-A query starts with about half of its attention on the
+    /// four tokens within two positions of it, and <c>sop</c> with about a third on the [MASK] and a quarter beside it.</summary>
     public const double DefaultQueryKeyGain = 2.0;
 
     /// <summary>
-    /// Overwrites the position tables and adds the query/key projections in place. <paramref name="model"/> must be an
-    /// original-GLM model with trainable (fp32 or bf16) weights, freshly initialised.
+    /// Rewrites the embeddings and adds the query/key projections in place. <paramref name="model"/> must be an original-GLM
+    /// model with trainable weights, freshly initialised (<see cref="RandomWeights"/>' Megatron start).
     /// </summary>
     public static void Apply(GlmModel model, double queryKeyGain = DefaultQueryKeyGain, long seed = 0, double embeddingStd = 0.02)
     {
@@ -49,31 +52,32 @@ public static class LocalAttentionInitialization
         if (!(queryKeyGain >= 0) || double.IsInfinity(queryKeyGain))
             throw new GlmException($"local-attention query/key gain = {queryKeyGain}; expected a finite number >= 0.");
         var cfg = network.Config;
-        int hidden = cfg.HiddenSize, headDim = cfg.HeadDim, rows = cfg.MaxPositions + 1;
-        if (hidden % 4 != 0)
-            throw new GlmException($"local-attention initialisation splits hidden_size {hidden} into two halves of sine/cosine pairs; expected a multiple of 4.");
+        int hidden = cfg.HiddenSize, half = hidden / 2, quarter = hidden / 4, headDim = cfg.HeadDim, rows = cfg.MaxPositions + 1;
+        if (hidden % 8 != 0)
+            throw new GlmException($"local-attention initialisation puts sine/cosine pairs in two quarters of hidden_size {hidden}; expected a multiple of 8.");
         var parameters = network.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        // A N(0, σ²) row of length H has norm σ√H; sin/cos pairs of amplitude A over H/2 dims have norm A√(H/4).
-        double amplitude = 2 * embeddingStd;
-        CopyInto(parameters[GlmBlockNames.PositionEmbeddings], Sinusoids(rows, hidden, 0, hidden / 2, rows) * amplitude);
-        CopyInto(parameters[GlmBlockNames.BlockPositionEmbeddings], Sinusoids(rows, hidden, hidden / 2, hidden / 2, rows) * amplitude);
+        parameters[GlmBlockNames.WordEmbeddings].narrow(1, 0, half).zero_();
+        // A word row is N(0, σ²) over H/2 dims: norm σ√(H/2). Sin/cos pairs of amplitude A over H/4 dims: norm A√(H/8).
+        double amplitude = embeddingStd * 2;
+        CopyInto(parameters[GlmBlockNames.PositionEmbeddings], Sinusoids(rows, hidden, 0, quarter, rows) * amplitude);
+        CopyInto(parameters[GlmBlockNames.BlockPositionEmbeddings], Sinusoids(rows, hidden, quarter, quarter, rows) * amplitude);
 
         using var generator = new Generator((ulong)seed ^ 0x10CA1A77E7UL);
         double gain = Math.Sqrt(queryKeyGain);
+        int projected = Math.Min(headDim, half); // a single head wider than the positional half gets zero rows beyond it
         for (int layer = 0; layer < cfg.NumLayers; layer++)
         {
             var qkv = parameters[$"{GlmBlockNames.Layer(layer)}.attention.query_key_value.weight"];
             for (int head = 0; head < cfg.NumHeads; head++)
             {
-                var projection = OrthonormalRows(headDim, hidden, generator) * gain;
-                AddInto(qkv.narrow(0, (long)head * headDim, headDim), projection);              // Q rows
-                AddInto(qkv.narrow(0, hidden + (long)head * headDim, headDim), projection);     // K rows
+                var projection = OrthonormalRows(projected, half, generator) * gain;
+                AddInto(qkv.narrow(0, (long)head * headDim, projected).narrow(1, 0, half), projection);           // Q rows
+                AddInto(qkv.narrow(0, hidden + (long)head * headDim, projected).narrow(1, 0, half), projection);  // K rows
             }
         }
     }
-
     /// <summary>
     /// [rows, width] zeros with sin/cos pairs (position·ω_i) in columns [offset, offset + count), ω_i geometric from 1 down to
     /// 1/<paramref name="longestWavelength"/>.

@@ -26,28 +26,33 @@ public class LocalAttentionInitializationTests
     private static Dictionary<string, Tensor> Weights(GlmModel model) => model.NamedWeights().ToDictionary(w => w.Name, w => w.Tensor);
 
     [Fact]
-    public void PositionTablesHoldSinusoidsInDisjointHalvesAtTheEmbeddingScale()
+    public void PositionsAndBlockPositionsOwnTheFirstHalfOfTheEmbeddingInDisjointQuarters()
     {
         using var model = Fresh(local: true);
         var w = Weights(model);
         var positions = w[GlmBlockNames.PositionEmbeddings];
         var blocks = w[GlmBlockNames.BlockPositionEmbeddings];
-        Assert.Equal(0f, positions.narrow(1, Hidden / 2, Hidden / 2).abs().max().item<float>());
-        Assert.Equal(0f, blocks.narrow(1, 0, Hidden / 2).abs().max().item<float>());
+        var words = w[GlmBlockNames.WordEmbeddings];
+        const int quarter = Hidden / 4;
+        Assert.Equal(0f, positions.narrow(1, quarter, Hidden - quarter).abs().max().item<float>());
+        Assert.Equal(0f, blocks.narrow(1, 0, quarter).abs().max().item<float>());
+        Assert.Equal(0f, blocks.narrow(1, 2 * quarter, Hidden - 2 * quarter).abs().max().item<float>());
+        Assert.Equal(0f, words.narrow(1, 0, 2 * quarter).abs().max().item<float>());
+        Assert.True(words.narrow(1, 2 * quarter, Hidden - 2 * quarter).std().item<float>() is > 0.018f and < 0.022f);
         // Row p, pair 0 is (sin p, cos p) × 0.04; the slowest pair has wavelength max_sequence_length + 1.
         Assert.Equal(0.04f * MathF.Sin(3), positions[3, 0].item<float>(), 6);
-        Assert.Equal(0.04f * MathF.Cos(3), blocks[3, Hidden / 2 + 1].item<float>(), 6);
-        // Every row as long as a N(0, 0.02²) row of the word embeddings: 0.02·√H.
+        Assert.Equal(0.04f * MathF.Cos(3), blocks[3, quarter + 1].item<float>(), 6);
+        // Every row as long as a word row's expected length, 0.02·√(H/2).
         foreach (var table in new[] { positions, blocks })
         {
             var norms = table.norm(1).to_type(ScalarType.Float64);
-            Assert.Equal(0.02 * Math.Sqrt(Hidden), norms.min().item<double>(), 5);
-            Assert.Equal(0.02 * Math.Sqrt(Hidden), norms.max().item<double>(), 5);
+            Assert.Equal(0.02 * Math.Sqrt(Hidden / 2), norms.min().item<double>(), 5);
+            Assert.Equal(0.02 * Math.Sqrt(Hidden / 2), norms.max().item<double>(), 5);
         }
     }
 
     [Fact]
-    public void EachHeadsQueryAndKeyGainTheSameScaledOrthonormalProjection()
+    public void EachHeadsQueryAndKeyGainTheSameScaledOrthonormalProjectionOfThePositionalHalf()
     {
         const double gain = 3.0;
         using var plain = Fresh(local: false);
@@ -57,6 +62,7 @@ public class LocalAttentionInitializationTests
         {
             string name = $"{GlmBlockNames.Layer(layer)}.attention.query_key_value.weight";
             var added = Weights(local)[name] - Weights(plain)[name];
+            Assert.Equal(0f, added.narrow(1, Hidden / 2, Hidden / 2).abs().max().item<float>()); // word half untouched
             for (int head = 0; head < Heads; head++)
             {
                 var q = added.narrow(0, head * d, d);
@@ -70,9 +76,9 @@ public class LocalAttentionInitializationTests
 
     /// <summary>
     /// The point of the scheme: in the first layer, with the weights as initialised, how much attention a Part-A query puts on
-    /// keys within two positions of its own (5 of 128 keys, 3.9 % when uniform).
+    /// the four keys within two positions of its own (3.1 % when uniform), and on itself.
     /// </summary>
-    private static double FirstLayerLocalAttentionMass(GlmModel model)
+    private static (double Neighbours, double Self) FirstLayerAttention(GlmModel model)
     {
         using var scope = NewDisposeScope();
         var w = Weights(model);
@@ -86,8 +92,9 @@ public class LocalAttentionInitializationTests
         var k = qkv.narrow(1, Hidden, Hidden).view(Positions, Heads, d).transpose(0, 1);
         var attention = q.matmul(k.transpose(1, 2)).div(Math.Sqrt(d)).softmax(-1); // [heads, query, key]
         var index = arange(Positions);
-        var near = (index.view(-1, 1) - index.view(1, -1)).abs().le(2);
-        return (attention * near).sum(-1).mean().item<float>();
+        var distance = (index.view(-1, 1) - index.view(1, -1)).abs();
+        var near = distance.le(2).logical_and(distance.gt(0));
+        return ((attention * near).sum(-1).mean().item<float>(), attention.diagonal(0, 1, 2).mean().item<float>());
     }
 
     [Fact]
@@ -95,9 +102,12 @@ public class LocalAttentionInitializationTests
     {
         using var plain = Fresh(local: false);
         using var local = Fresh(local: true);
-        double uniform = 5.0 / Positions, megatron = FirstLayerLocalAttentionMass(plain), structured = FirstLayerLocalAttentionMass(local);
-        Assert.True(megatron < 1.5 * uniform, $"Megatron start: {megatron:P1} of the attention within ±2 positions");
-        Assert.True(structured > 8 * uniform, $"local-attention start: {structured:P1} of the attention within ±2 positions (uniform {uniform:P1})");
+        double uniform = 4.0 / Positions;
+        var megatron = FirstLayerAttention(plain);
+        var structured = FirstLayerAttention(local);
+        Assert.True(megatron.Neighbours < 1.5 * uniform, $"Megatron start: {megatron.Neighbours:P1} of the attention within ±2 positions");
+        Assert.True(structured.Neighbours > 10 * uniform, $"local-attention start: {structured.Neighbours:P1} of the attention within ±2 positions (uniform {uniform:P1})");
+        Assert.True(structured.Self < structured.Neighbours, $"local-attention start: {structured.Self:P1} on the query itself, {structured.Neighbours:P1} beside it");
     }
 
     [Fact]
@@ -114,7 +124,7 @@ public class LocalAttentionInitializationTests
         var samples = Enumerable.Range(0, 4).Select(s => new[] { Cls }.Concat(Enumerable.Range(0, 30).Select(i => FirstText + (s + i) % 9)).ToArray()).ToList();
         var result = new GlmPretrainer(options).Run(new ListSampleSource(samples), null);
         using var trained = GlmModel.Load(result.ModelFolder!, new GlmLoadOptions { DType = "fp32" });
-        var expected = LocalAttentionInitialization.Sinusoids(Positions + 1, Hidden, 0, Hidden / 2, Positions + 1) * 0.04;
+        var expected = LocalAttentionInitialization.Sinusoids(Positions + 1, Hidden, 0, Hidden / 4, Positions + 1) * 0.04;
         Assert.True(Weights(trained)[GlmBlockNames.PositionEmbeddings].allclose(expected, rtol: 0, atol: 1e-6));
 
         var ex = Assert.Throws<GlmException>(() => new GlmPretrainer(options with { QueryKeyGain = -1 }));
