@@ -109,7 +109,7 @@ public sealed class GlmPretrainer
         progress?.Report(baseReport with
         {
             Message = (resumeFrom is null ? "fresh start" : $"resumed from {resumeFrom} at step {state.Step}") +
-                      $"; {parameterCount:N0} parameters, {computeDType}, GEMM peak {peak:F1} GFLOP/s" +
+                      $"; {parameterCount:N0} parameters, {computeDType}" + (double.IsNaN(peak) ? "" : $", GEMM peak {peak:F1} GFLOP/s") +
                       (resumeFrom is null && o.Initialization != GlmInitialization.Megatron ? $"; {o.Initialization} initialisation (gain {o.QueryKeyGain:G3})" : "") +
                       (o.SequenceLengthWarmupSteps > 0 ? $"; sequence-length warm-up from {o.SequenceLengthWarmupStart} tokens over {o.SequenceLengthWarmupSteps} steps" : ""),
         });
