@@ -64,7 +64,12 @@ internal static unsafe class CpuGemv
     private static void Run(ScalarType wt, byte* w, float* x, float* y, int rows, long k, long n, long r0, long r1)
     {
         if (wt == ScalarType.Float32) F32((float*)w, x, y, rows, k, n, r0, r1);
-        else if (rows == 1) HalfSingleRow(wt == ScalarType.BFloat16, w, x, y, k, r0, r1);
+        else if (rows == 1)
+        {
+            bool bf16 = wt == ScalarType.BFloat16;
+            if (!(bf16 && Bf16DotKernel.Takes(k) && Bf16DotKernel.TryRows((ushort*)w, x, y, k, r0, r1)))
+                HalfSingleRow(bf16, w, x, y, k, r0, r1);
+        }
         else HalfMultiRow(wt == ScalarType.BFloat16, w, x, y, rows, k, n, r0, r1);
     }
 
