@@ -78,6 +78,7 @@ public static class LocalAttentionInitialization
             }
         }
     }
+
     /// <summary>
     /// [rows, width] zeros with sin/cos pairs (position·ω_i) in columns [offset, offset + count), ω_i geometric from 1 down to
     /// 1/<paramref name="longestWavelength"/>.

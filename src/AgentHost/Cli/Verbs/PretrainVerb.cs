@@ -37,9 +37,7 @@ internal static class PretrainVerb
         var sentenceProb = new Option<double>("--sentence-prob") { Description = "Share of batches with [sMASK] sentence infilling (GLM: 0.3); the rest use [gMASK] document infilling.", DefaultValueFactory = _ => 0.3 };
         var lengthWarmup = new Option<int>("--seq-len-warmup") { Description = "Steps over which samples grow from --seq-len-start tokens to --seq-len (0 = off). Short samples help a from-scratch model learn to read the blank's neighbours on synthetic text; see the glm-zh-small model card for the corpus.", DefaultValueFactory = _ => 0 };
         var lengthStart = new Option<int>("--seq-len-start") { Description = "Sample length ([CLS] included) at the first step of --seq-len-warmup.", DefaultValueFactory = _ => 32 };
-        var init = new Option<string>("--init") { Description = "How a fresh run's weights start: megatron (N(0, 0.02²), as THUDM/GLM) or local-attention (sinusoidal rows in the learned position tables, in a half of the hidden dimensions that the word embeddings leave empty, and query/key projections near α·I on that half: every head starts as a soft sliding window, so a blank's first Part-B token can read the blank's neighbours; measured in the glm-zh-small model card). Ignored when resuming.", DefaultValueFactory = _ => "megatron" };
-        init.AcceptOnlyFromAmong("megatron", "local-attention");
-        var initGain = new Option<double>("--init-gain") { Description = "α of --init local-attention.", DefaultValueFactory = _ => LocalAttentionInitialization.DefaultQueryKeyGain };
+        var (init, initGain) = InitializationOptions("megatron");
         var cmd = new Command("pretrain", "Train a GLM from scratch on a corpus (blank infilling: spans, sentences, documents). Re-running the same command resumes.");
         foreach (var o in new Option[] { corpus, tokenizerDir, output, layers, hidden, heads, seqLen, steps, batch, accumulation, lr, minLr, warmup,
                      evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device, spanProb, sentenceProb, lengthWarmup, lengthStart, init, initGain })
@@ -71,7 +69,7 @@ internal static class PretrainVerb
                 Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), GradientAccumulation = parse.GetValue(accumulation),
                 LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup),
                 SequenceLengthWarmupSteps = parse.GetValue(lengthWarmup), SequenceLengthWarmupStart = parse.GetValue(lengthStart),
-                Initialization = parse.GetValue(init) == "local-attention" ? GlmInitialization.LocalAttention : GlmInitialization.Megatron,
+                Initialization = ParseInitialization(parse.GetValue(init)),
                 QueryKeyGain = parse.GetValue(initGain),
                 EvalEvery = parse.GetValue(evalEvery), EvalSamples = validSamples.Count, CheckpointEvery = parse.GetValue(checkpointEvery),
                 DType = parse.GetValue(dtype)!, Threads = parse.GetValue(threads), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
@@ -104,6 +102,19 @@ internal static class PretrainVerb
         });
         return cmd;
     }
+
+    /// <summary><c>--init</c> (megatron | local-attention) and <c>--init-gain</c>, shared with <c>probe-blanks</c>.</summary>
+    internal static (Option<string> Init, Option<double> Gain) InitializationOptions(string defaultInit)
+    {
+        var init = new Option<string>("--init") { Description = "How a fresh run's weights start: megatron (N(0, 0.02²), as THUDM/GLM) or local-attention (sinusoidal rows in the learned position tables, in a half of the hidden dimensions that the word embeddings leave empty, and query/key projections near α·I on that half: every head starts as a soft sliding window, so a blank's first Part-B token can read the blank's neighbours; measured in the glm-zh-small model card). Ignored when resuming.", DefaultValueFactory = _ => defaultInit };
+        init.AcceptOnlyFromAmong("megatron", "local-attention");
+        var gain = new Option<double>("--init-gain") { Description = "α of --init local-attention.", DefaultValueFactory = _ => LocalAttentionInitialization.DefaultQueryKeyGain };
+        return (init, gain);
+    }
+
+    /// <summary>The value of <c>--init</c> (already restricted to the two names).</summary>
+    internal static GlmInitialization ParseInitialization(string? value) =>
+        value == "local-attention" ? GlmInitialization.LocalAttention : GlmInitialization.Megatron;
 
     private static List<int[]> ShuffledEpoch(IReadOnlyList<int[]> documents, int sampleLength, GlmSpecialTokens tokens, ulong seed)
     {

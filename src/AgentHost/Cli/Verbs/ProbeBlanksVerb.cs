@@ -15,9 +15,7 @@ internal static class ProbeBlanksVerb
 {
     public static Command Create(CliConsole console)
     {
-        var init = new Option<string>("--init") { Description = "megatron or local-attention (as glm pretrain --init).", DefaultValueFactory = _ => "local-attention" };
-        init.AcceptOnlyFromAmong("megatron", "local-attention");
-        var initGain = new Option<double>("--init-gain") { Description = "α of --init local-attention.", DefaultValueFactory = _ => LocalAttentionInitialization.DefaultQueryKeyGain };
+        var (init, initGain) = PretrainVerb.InitializationOptions("local-attention");
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sample ([CLS] included).", DefaultValueFactory = _ => 128 };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 600 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 16 };
@@ -48,7 +46,7 @@ internal static class ProbeBlanksVerb
                 Collator = new BlankInfillingOptions { SpanProbability = parse.GetValue(spanProb), SentenceProbability = 0 },
                 Steps = parse.GetValue(steps), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(lr) / 10,
                 WarmupSteps = Math.Min(50, parse.GetValue(steps) / 10), DType = parse.GetValue(dtype)!, Threads = parse.GetValue(threads), Seed = parse.GetValue(seed),
-                Initialization = parse.GetValue(init) == "local-attention" ? GlmInitialization.LocalAttention : GlmInitialization.Megatron,
+                Initialization = PretrainVerb.ParseInitialization(parse.GetValue(init)),
                 QueryKeyGain = parse.GetValue(initGain), EvalEvery = parse.GetValue(evalEvery), EvalSamples = 64, CheckpointEvery = 0, Resume = keep is not null,
                 PeakMeasureSeconds = 0, CharactersPerToken = 1,
             };
