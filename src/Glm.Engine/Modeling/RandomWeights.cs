@@ -15,8 +15,11 @@ public sealed class RandomWeights : IWeightSource
     private readonly double _std;
     private readonly bool _megatronInit;
 
+    /// <summary>Standard deviation of the random matrices and embeddings (Megatron's 0.02).</summary>
+    public const double DefaultStd = 0.02;
+
     /// <summary>Random weights for every tensor <paramref name="cfg"/> needs (canonical THUDM names).</summary>
-    public RandomWeights(GlmConfig cfg, long seed = 0, double std = 0.02, string? description = null)
+    public RandomWeights(GlmConfig cfg, long seed = 0, double std = DefaultStd, string? description = null)
     {
         _shapes = ExpectedShapes(cfg);
         _seed = seed;

@@ -45,7 +45,7 @@ public static class LocalAttentionInitialization
     /// Rewrites the embeddings and adds the query/key projections in place. <paramref name="model"/> must be an original-GLM
     /// model with trainable weights, freshly initialised (<see cref="RandomWeights"/>' Megatron start).
     /// </summary>
-    public static void Apply(GlmModel model, double queryKeyGain = DefaultQueryKeyGain, long seed = 0, double embeddingStd = 0.02)
+    public static void Apply(GlmModel model, double queryKeyGain = DefaultQueryKeyGain, long seed = 0, double embeddingStd = RandomWeights.DefaultStd)
     {
         if (model.Network is not GlmBlockModel network)
             throw new GlmException($"local-attention initialisation needs an original-GLM model; got layout {model.Config.Layout}.");
