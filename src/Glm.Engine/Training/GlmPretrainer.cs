@@ -78,11 +78,23 @@ public sealed class GlmPretrainer
         torch.manual_seed(o.Seed);
         string? resumeFrom = o.Resume ? TrainingCheckpoint.Find(checkpointFolder) : null;
         var state = resumeFrom is null ? new TrainerState { Seed = o.Seed } : TrainingCheckpoint.LoadState(resumeFrom);
-        using var model = resumeFrom is null
+        string? startFrom = resumeFrom ?? o.StartFrom;
+        using var model = startFrom is null
             ? GlmModel.CreateRandom(o.Model, loadOptions, "pretraining")
-            : GlmModel.Load(resumeFrom, loadOptions);
-        if (resumeFrom is not null) CheckSameShape(model.Config, resumeFrom);
-        else if (o.Initialization == GlmInitialization.LocalAttention) LocalAttentionInitialization.Apply(model, o.QueryKeyGain, o.Seed);
+            : GlmModel.Load(startFrom, loadOptions);
+        if (startFrom is not null) CheckSameShape(model.Config, startFrom, resumeFrom is not null);
+        string? initialisation = null;
+        if (resumeFrom is null && o.StartFrom is not null)
+        {
+            CheckSameBlankTokens(model.Config, o.StartFrom);
+            if (o.Initialization == GlmInitialization.LocalAttention)
+                initialisation = LocalAttentionGraft.Apply(model, o.QueryKeyGain, o.Seed, Math.Min(o.GraftLayers, model.Config.NumLayers)).ToString();
+        }
+        else if (resumeFrom is null && o.Initialization == GlmInitialization.LocalAttention)
+        {
+            LocalAttentionInitialization.Apply(model, o.QueryKeyGain, o.Seed);
+            initialisation = $"{o.Initialization} initialisation (gain {o.QueryKeyGain:G3})";
+        }
         var network = (GlmBlockModel)model.Network;
         network.ComputeDType = computeDType;
         network.UseFusedAttention = o.FusedAttention;
@@ -108,9 +120,9 @@ public sealed class GlmPretrainer
         var baseReport = new TrainingProgress { Event = TrainingEvent.Started, Step = state.Step, TotalSteps = o.Steps, PeakGFlops = peak };
         progress?.Report(baseReport with
         {
-            Message = (resumeFrom is null ? "fresh start" : $"resumed from {resumeFrom} at step {state.Step}") +
+            Message = (resumeFrom is not null ? $"resumed from {resumeFrom} at step {state.Step}" : o.StartFrom is not null ? $"fresh start from the weights of {o.StartFrom}" : "fresh start") +
                       $"; {parameterCount:N0} parameters, {computeDType}" + (double.IsNaN(peak) ? "" : $", GEMM peak {peak:F1} GFLOP/s") +
-                      (resumeFrom is null && o.Initialization != GlmInitialization.Megatron ? $"; {o.Initialization} initialisation (gain {o.QueryKeyGain:G3})" : "") +
+                      (initialisation is null ? "" : $"; {initialisation}") +
                       (o.SequenceLengthWarmupSteps > 0 ? $"; sequence-length warm-up from {o.SequenceLengthWarmupStart} tokens over {o.SequenceLengthWarmupSteps} steps" : ""),
         });
 
@@ -121,6 +133,15 @@ public sealed class GlmPretrainer
         double lastLoss = state.Losses.Count > 0 ? state.Losses[^1] : double.NaN, tokensPerSecond = 0;
         EvaluationResult? lastEval = state.Evaluations.LastOrDefault();
         var evaluations = new List<EvaluationResult>();
+
+        // Continued pretraining: where the held-out metrics start is the baseline the run is judged against.
+        if (resumeFrom is null && o.StartFrom is not null && eval is not null && o.EvalEvery > 0)
+        {
+            lastEval = Evaluate(network, eval, 0);
+            evaluations.Add(lastEval);
+            state.Evaluations.Add(lastEval);
+            progress?.Report(baseReport with { Event = TrainingEvent.Evaluation, Evaluation = lastEval });
+        }
 
         while (state.Step < o.Steps)
         {
@@ -236,7 +257,16 @@ public sealed class GlmPretrainer
         TrainingCheckpoint.Save(folder, model, optimizer, state);
     }
 
-    private void CheckSameShape(GlmConfig loaded, string folder)
+    private void CheckSameBlankTokens(GlmConfig loaded, string folder)
+    {
+        var t = _options.SpecialTokens;
+        var expected = new GlmBlankTokenIds(t.Mask, t.SentenceMask, t.GenerationMask, t.Sop, t.Eop);
+        if (loaded.BlankTokens != expected)
+            throw new GlmException($"{folder}: the model's blank tokens ({loaded.BlankTokens?.ToString() ?? "none in config.json"}) differ from the tokenizer's " +
+                $"({expected}); expected a model trained with the same tokenizer.");
+    }
+
+    private void CheckSameShape(GlmConfig loaded, string folder, bool resuming)
     {
         var expected = GlmBlockNames.ExpectedShapes(_options.Model);
         var found = GlmBlockNames.ExpectedShapes(loaded);
@@ -244,7 +274,7 @@ public sealed class GlmPretrainer
         if (!same)
             throw new GlmException($"{folder}: the checkpoint's model (hidden {loaded.HiddenSize}, {loaded.NumLayers} layers, vocab {loaded.VocabSize}) " +
                 $"differs from the configured one (hidden {_options.Model.HiddenSize}, {_options.Model.NumLayers} layers, vocab {_options.Model.VocabSize}); " +
-                "expected the same shape to resume, or delete the checkpoint folder to start over.");
+                (resuming ? "expected the same shape to resume, or delete the checkpoint folder to start over." : "expected the same shape to continue its pretraining."));
     }
 
     /// <summary>

@@ -35,7 +35,17 @@ public sealed record GlmPretrainingOptions
     public int SequenceLengthWarmupSteps { get; init; }
     /// <summary>Chunk length ([CLS] included) at the first step of the sequence-length warm-up.</summary>
     public int SequenceLengthWarmupStart { get; init; } = 32;
-    /// <summary>How a fresh run's weights start; ignored on resume (the checkpoint's weights are used).</summary>
+    /// <summary>
+    /// Continued pretraining: a fresh run starts from this model folder's weights (an original-GLM model of the same shape as
+    /// <see cref="Model"/>) instead of a random start. Ignored when a checkpoint is resumed.
+    /// </summary>
+    public string? StartFrom { get; init; }
+    /// <summary>Layers (from the first, at most all of them) grafted by <see cref="LocalAttentionGraft"/> when <see cref="StartFrom"/> is combined with <see cref="GlmInitialization.LocalAttention"/>.</summary>
+    public int GraftLayers { get; init; } = LocalAttentionGraft.DefaultLayers;
+    /// <summary>
+    /// How a fresh run's weights start; ignored on resume (the checkpoint's weights are used). With <see cref="StartFrom"/>,
+    /// <see cref="GlmInitialization.LocalAttention"/> means <see cref="LocalAttentionGraft"/> on the loaded weights.
+    /// </summary>
     public GlmInitialization Initialization { get; init; } = GlmInitialization.Megatron;
     /// <summary>α of <see cref="GlmInitialization.LocalAttention"/>: query/key projections start near α·I.</summary>
     public double QueryKeyGain { get; init; } = LocalAttentionInitialization.DefaultQueryKeyGain;
@@ -94,6 +104,8 @@ public sealed record GlmPretrainingOptions
         Check(SequenceLengthWarmupSteps >= 0, nameof(SequenceLengthWarmupSteps), SequenceLengthWarmupSteps, ">= 0 (0 = off)");
         Check(SequenceLengthWarmupStart >= 3, nameof(SequenceLengthWarmupStart), SequenceLengthWarmupStart, ">= 3 ([CLS] and two tokens)");
         Check(QueryKeyGain >= 0 && double.IsFinite(QueryKeyGain), nameof(QueryKeyGain), QueryKeyGain, "a finite number >= 0");
+        Check(GraftLayers >= 1, nameof(GraftLayers), GraftLayers, ">= 1");
+        Check(StartFrom is null || Directory.Exists(StartFrom), nameof(StartFrom), StartFrom ?? "", "an existing model folder");
         Check(WarmupSteps >= 0, nameof(WarmupSteps), WarmupSteps, ">= 0");
         Check(Threads > 0, nameof(Threads), Threads, "> 0");
         Check(EvalEvery >= 0 && CheckpointEvery >= 0 && LogEvery > 0, "EvalEvery/CheckpointEvery/LogEvery", $"{EvalEvery}/{CheckpointEvery}/{LogEvery}", "non-negative (LogEvery > 0)");

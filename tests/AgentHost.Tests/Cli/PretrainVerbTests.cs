@@ -31,6 +31,32 @@ public class PretrainVerbTests : IDisposable
     }
 
     [Fact]
+    public async Task ARunContinuesFromATrainedModelWithALocalAttentionGraft()
+    {
+        var first = await CliTestModel.Run(TinyRun("megatron"));
+        Assert.True(first.Code == 0, first.Err);
+        string from = Path.Combine(_dir, "run", "model");
+        var args = TinyRun("local-attention").Select(a => a == Path.Combine(_dir, "run") ? Path.Combine(_dir, "continued") : a).Concat(["--from", from]).ToArray();
+        var r = await CliTestModel.Run(args);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.True(r.Err.Contains($"fresh start from the weights of {from}"), r.Err);
+        Assert.Contains("local-attention graft: 32 positional dims", r.Err);
+        Assert.Contains("eval step 0:", r.Out); // the starting point of the continued run
+        Assert.Contains("eval step 2:", r.Out);
+    }
+
+    [Fact]
+    public async Task AFromFolderWithoutAModelIsNamed()
+    {
+        string empty = Path.Combine(_dir, "empty");
+        Directory.CreateDirectory(empty);
+        var r = await CliTestModel.Run(TinyRun("megatron").Concat(["--from", empty]).ToArray());
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains($"--from {empty}: no config.json", r.Err);
+        Assert.DoesNotContain("   at ", r.Err);
+    }
+
+    [Fact]
     public async Task AnUnknownInitialisationIsRejectedBeforeTraining()
     {
         var r = await CliTestModel.Run(TinyRun("xavier"));

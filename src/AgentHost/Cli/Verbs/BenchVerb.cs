@@ -53,7 +53,7 @@ internal static class BenchVerb
                 }
                 return Task.FromResult(0);
             }
-            var r = DecodeBenchmark.Run(glm, settings, new Progress<string>(s => console.Error.WriteLine($"... {s}")), ct);
+            var r = DecodeBenchmark.Run(glm, settings, new SyncProgress<string>(s => console.Error.WriteLine($"... {s}")), ct);
             console.Out.WriteLine(string.Format(inv, "prefill: {0:F1} tok/s   decode: {1:F2} tok/s   time to first token: {2:F0} ms   peak memory: {3:F2} GiB",
                 r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.TimeToFirstToken.TotalMilliseconds, r.PeakWorkingSetBytes / (double)(1L << 30)));
             console.Out.WriteLine(string.Format(inv, "read bandwidth: {0:F1} GB/s{5}   weights per token: {1:F1} MB{4}   roofline: {2:F2} tok/s   decode = {3:P1} of roofline",
@@ -106,7 +106,7 @@ internal static class BenchVerb
     {
         var inv = CultureInfo.InvariantCulture;
         var sweep = counts.Contains(1) ? counts.Where(c => c == 1).Concat(counts.Where(c => c != 1)).ToArray() : counts.Prepend(1).ToArray();
-        var results = ConcurrencyBenchmark.Run(glm, settings, sweep, new Progress<string>(s => console.Error.WriteLine($"... {s}")), ct);
+        var results = ConcurrencyBenchmark.Run(glm, settings, sweep, new SyncProgress<string>(s => console.Error.WriteLine($"... {s}")), ct);
         double baseline = results[0].AggregateDecodeTokensPerSecond;
         console.Out.WriteLine(string.Format(inv, "continuous batching: prompt {0} tokens, {1} new tokens per stream, greedy", settings.PromptTokens, settings.NewTokens));
         double cpuBaseline = results[0].DecodeTokensPerCpuSecond;

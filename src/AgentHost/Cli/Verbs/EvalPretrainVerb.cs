@@ -30,7 +30,7 @@ internal static class EvalPretrainVerb
             var train = TokenizedCorpus.LoadOrBuild(split.Train, tokenizer, Path.Combine(cacheDir, "train.tok"), ct: ct);
             var valid = TokenizedCorpus.LoadOrBuild(split.Validation, tokenizer, Path.Combine(cacheDir, "valid.tok"), ct: ct);
             var r = PretrainingEvaluation.Run(glm, train, valid, parse.GetValue(windows), spans: parse.GetValue(spans),
-                progress: new Progress<string>(s => console.Error.WriteLine("... " + s)), ct: ct);
+                progress: new SyncProgress<string>(s => console.Error.WriteLine("... " + s)), ct: ct);
             var inv = CultureInfo.InvariantCulture;
             console.Out.WriteLine($"| model | bits per character | blank filling, exact match (1–3 tokens): greedy | beam search (8, 1–3 tokens) |");
             console.Out.WriteLine("|---|---:|---:|---:|");

@@ -78,7 +78,7 @@ internal static class FinetuneVerb
                 work = new ChatSftTask(FineTuneTaskOptions.ChatSamples(glm, parse.GetValue(train)!),
                     evalPath is null ? null : FineTuneTaskOptions.ChatSamples(glm, evalPath), glm.Config.PadTokenId);
             var inv = CultureInfo.InvariantCulture;
-            var progress = new SyncProgress(r => console.Out.WriteLine(r.Event switch
+            var progress = new SyncProgress<TrainingProgress>(r => console.Out.WriteLine(r.Event switch
             {
                 TrainingEvent.Step => string.Format(inv, "step {0}/{1}  loss {2:F4}  lr {3:E2}  grad {4:F3}", r.Step, r.TotalSteps, r.Loss, r.LearningRate, r.GradientNorm),
                 TrainingEvent.Evaluation => string.Format(inv, "eval @ {0}: loss {1:F4}; {2}", r.Step, r.Evaluation?.Loss, r.Message),
@@ -90,10 +90,5 @@ internal static class FinetuneVerb
             return Task.FromResult(outcome.Result.Interrupted ? 130 : 0);
         });
         return cmd;
-    }
-
-    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }

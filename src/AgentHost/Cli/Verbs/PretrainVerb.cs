@@ -2,6 +2,7 @@ using Glm.Engine.Runtime;
 using System.CommandLine;
 using System.Globalization;
 using Glm.Engine;
+using Glm.Engine.Modeling;
 using Glm.Engine.Tokenization.Training;
 using Glm.Engine.Training;
 using Glm.Engine.Training.Data;
@@ -37,10 +38,12 @@ internal static class PretrainVerb
         var sentenceProb = new Option<double>("--sentence-prob") { Description = "Share of batches with [sMASK] sentence infilling (GLM: 0.3); the rest use [gMASK] document infilling.", DefaultValueFactory = _ => 0.3 };
         var lengthWarmup = new Option<int>("--seq-len-warmup") { Description = "Steps over which samples grow from --seq-len-start tokens to --seq-len (0 = off). Short samples help a from-scratch model learn to read the blank's neighbours on synthetic text; see the glm-zh-small model card for the corpus.", DefaultValueFactory = _ => 0 };
         var lengthStart = new Option<int>("--seq-len-start") { Description = "Sample length ([CLS] included) at the first step of --seq-len-warmup.", DefaultValueFactory = _ => 32 };
+        var startFrom = new Option<string?>("--from") { Description = "Continued pretraining: start a fresh run from this GLM model folder's weights (same tokenizer; --layers/--hidden/--heads are taken from its config.json). With --init local-attention the trained weights get a local-attention graft (see the glm-zh-small model card)." };
+        var graftLayers = new Option<int>("--graft-layers") { Description = "With --from and --init local-attention: how many layers, from the first, get the graft.", DefaultValueFactory = _ => LocalAttentionGraft.DefaultLayers };
         var (init, initGain) = InitializationOptions("megatron");
         var cmd = new Command("pretrain", "Train a GLM from scratch on a corpus (blank infilling: spans, sentences, documents). Re-running the same command resumes.");
         foreach (var o in new Option[] { corpus, tokenizerDir, output, layers, hidden, heads, seqLen, steps, batch, accumulation, lr, minLr, warmup,
-                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device, spanProb, sentenceProb, lengthWarmup, lengthStart, init, initGain })
+                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device, spanProb, sentenceProb, lengthWarmup, lengthStart, init, initGain, startFrom, graftLayers })
             cmd.Add(o);
         cmd.SetAction(async (parse, ct) =>
         {
@@ -50,7 +53,7 @@ internal static class PretrainVerb
             var tokens = GlmSpecialTokens.FromTokenizer(tokenizer);
             var split = CorpusSplit.Load(parse.GetValue(corpus)!);
             console.Error.WriteLine($"corpus: {split.Train.Count} training and {split.Validation.Count} validation documents");
-            var progressTok = new Progress<(int Done, int Total)>(p => { if (p.Done == p.Total) console.Error.WriteLine($"tokenized {p.Total} documents"); });
+            var progressTok = new SyncProgress<(int Done, int Total)>(p => { if (p.Done == p.Total) console.Error.WriteLine($"tokenized {p.Total} documents"); });
             var trainIds = TokenizedCorpus.LoadOrBuild(split.Train, tokenizer, Path.Combine(outDir, "data", "train.tok"), progressTok, ct);
             var validIds = TokenizedCorpus.LoadOrBuild(split.Validation, tokenizer, Path.Combine(outDir, "data", "valid.tok"), progressTok, ct);
             int sampleLength = parse.GetValue(seqLen);
@@ -60,7 +63,10 @@ internal static class PretrainVerb
             var validStream = new PackedSampleStream(validIds, sampleLength, tokens);
             var validSamples = Enumerable.Range(0, parse.GetValue(evalSamples)).Select(_ => validStream.Next()).ToList();
 
-            var config = GlmPretrainer.OwnModelConfig(tokenizer.VocabSize, parse.GetValue(hidden), parse.GetValue(layers), parse.GetValue(heads), sampleLength + 1, tokens);
+            string? fromDir = parse.GetValue(startFrom);
+            var config = fromDir is null
+                ? GlmPretrainer.OwnModelConfig(tokenizer.VocabSize, parse.GetValue(hidden), parse.GetValue(layers), parse.GetValue(heads), sampleLength + 1, tokens)
+                : StartingConfig(fromDir, tokenizer.VocabSize, sampleLength);
             var options = new GlmPretrainingOptions
             {
                 OutputFolder = outDir, Model = config, SpecialTokens = tokens,
@@ -70,6 +76,7 @@ internal static class PretrainVerb
                 LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup),
                 SequenceLengthWarmupSteps = parse.GetValue(lengthWarmup), SequenceLengthWarmupStart = parse.GetValue(lengthStart),
                 Initialization = ParseInitialization(parse.GetValue(init)),
+                StartFrom = fromDir, GraftLayers = parse.GetValue(graftLayers),
                 QueryKeyGain = parse.GetValue(initGain),
                 EvalEvery = parse.GetValue(evalEvery), EvalSamples = validSamples.Count, CheckpointEvery = parse.GetValue(checkpointEvery),
                 DType = parse.GetValue(dtype)!, Threads = parse.GetValue(threads), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
@@ -77,7 +84,7 @@ internal static class PretrainVerb
                 TokenizerFiles = new[] { Path.Combine(tokDir, BpeTokenizerTrainer.RankFileName), Path.Combine(tokDir, BpeTokenizerTrainer.ConfigFileName) },
             };
             var inv = CultureInfo.InvariantCulture;
-            var progress = new Progress<TrainingProgress>(p =>
+            var progress = new SyncProgress<TrainingProgress>(p =>
             {
                 switch (p.Event)
                 {
@@ -101,6 +108,21 @@ internal static class PretrainVerb
             return result.Interrupted ? 130 : 0;
         });
         return cmd;
+    }
+
+    /// <summary>The config of a <c>--from</c> folder, checked against the tokenizer and the sample length before any work.</summary>
+    private static GlmConfig StartingConfig(string folder, int tokenizerVocab, int sampleLength)
+    {
+        if (!File.Exists(Path.Combine(folder, "config.json")))
+            throw new GlmException($"--from {folder}: no config.json there; expected a GLM model folder (e.g. models/glm-zh-small or a run's best-model/).");
+        var config = GlmConfig.Load(folder);
+        if (config.Layout != GlmLayout.OriginalGlm)
+            throw new GlmException($"--from {folder}: model_type {config.ModelType}; expected an original-GLM model (model_type glm) to continue pretraining.");
+        if (config.VocabSize != tokenizerVocab)
+            throw new GlmException($"--from {folder}: vocab_size {config.VocabSize}, but the tokenizer has {tokenizerVocab} tokens; expected the tokenizer the model was trained with.");
+        if (config.MaxPositions < sampleLength + 1)
+            throw new GlmException($"--from {folder}: max_sequence_length {config.MaxPositions} is shorter than --seq-len {sampleLength} + 1; expected --seq-len {config.MaxPositions - 1} or less.");
+        return config;
     }
 
     /// <summary><c>--init</c> (megatron | local-attention) and <c>--init-gain</c>, shared with <c>probe-blanks</c>.</summary>

@@ -54,7 +54,7 @@ internal static class ProbeBlanksVerb
             double chance = Math.Log(chains.AlphabetSize), optimum = chance / chains.Period;
             console.Out.WriteLine(string.Format(inv, "synthetic chains: alphabet {0}, a random token every {1}; first Part-B token: chance {2:F2} nats, optimum ≈ {3:F2}",
                 chains.AlphabetSize, chains.Period, chance, optimum));
-            var progress = new Progress<TrainingProgress>(p =>
+            var progress = new SyncProgress<TrainingProgress>(p =>
             {
                 if (p.Event == TrainingEvent.Evaluation && p.Evaluation is { } e)
                     console.Out.WriteLine(string.Format(inv, "eval step {0}: loss {1:F3}  first Part-B token {2:F3}  ({3:F0} tok/s)", e.Step, e.Loss, e.FirstTokenLoss ?? double.NaN, p.TokensPerSecond));

@@ -79,9 +79,3 @@ internal static class SummarizeVerb
         return sb.ToString().Trim();
     }
 }
-
-/// <summary>An <see cref="IProgress{T}"/> that calls back synchronously on the reporting flow (Progress&lt;T&gt; posts to the thread pool).</summary>
-internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
-}
