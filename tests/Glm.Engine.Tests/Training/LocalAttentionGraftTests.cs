@@ -39,33 +39,13 @@ public class LocalAttentionGraftTests
 
     private static Dictionary<string, Tensor> Weights(GlmModel model) => model.NamedWeights().ToDictionary(w => w.Name, w => w.Tensor.clone());
 
-    /// <summary>Layer-0 attention of Part-A queries (with the layer's own LayerNorm): share within ±2 positions, and on the query itself.</summary>
-    private static (double Neighbours, double Self) FirstLayerAttention(Dictionary<string, Tensor> w)
-    {
-        using var scope = NewDisposeScope();
-        var ids = randint(FirstText, 72, new long[] { Positions }, generator: new Generator(11));
-        var x = w[GlmBlockNames.WordEmbeddings].index_select(0, ids) + w[GlmBlockNames.PositionEmbeddings].narrow(0, 0, Positions)
-                + w[GlmBlockNames.BlockPositionEmbeddings][0];
-        string layer = GlmBlockNames.Layer(0);
-        var h = F.layer_norm(x, new long[] { Hidden }, w[$"{layer}.input_layernorm.weight"], w[$"{layer}.input_layernorm.bias"]);
-        var qkv = F.linear(h, w[$"{layer}.attention.query_key_value.weight"], w[$"{layer}.attention.query_key_value.bias"]);
-        int d = Hidden / Heads;
-        var q = qkv.narrow(1, 0, Hidden).view(Positions, Heads, d).transpose(0, 1);
-        var k = qkv.narrow(1, Hidden, Hidden).view(Positions, Heads, d).transpose(0, 1);
-        var attention = q.matmul(k.transpose(1, 2)).div(Math.Sqrt(d)).softmax(-1);
-        var index = arange(Positions);
-        var distance = (index.view(-1, 1) - index.view(1, -1)).abs();
-        var near = distance.le(2).logical_and(distance.gt(0));
-        return ((attention * near).sum(-1).mean().item<float>(), attention.diagonal(0, 1, 2).mean().item<float>());
-    }
-
     [Fact]
     public void TheGraftMakesTrainedHeadsAttendNearTheirPosition()
     {
         using var model = Trained();
-        var before = FirstLayerAttention(Weights(model));
+        var before = FirstLayerAttention.Locality(Weights(model), Hidden, Heads, Positions, 72);
         var report = LocalAttentionGraft.Apply(model, seed: 1);
-        var after = FirstLayerAttention(Weights(model));
+        var after = FirstLayerAttention.Locality(Weights(model), Hidden, Heads, Positions, 72);
         double uniform = 4.0 / Positions;
         Assert.True(before.Neighbours < 1.5 * uniform, $"before: {before.Neighbours:P1} within ±2 positions");
         Assert.True(after.Neighbours > 10 * uniform, $"after the graft: {after.Neighbours:P1} within ±2 positions (uniform {uniform:P1}); {report}");

@@ -5,7 +5,6 @@ using Glm.Engine.Training.Data;
 using TorchSharp;
 using static Glm.Engine.Tests.Modeling.GlmBlockTestSupport;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Glm.Engine.Tests.Training;
 
@@ -74,37 +73,14 @@ public class LocalAttentionInitializationTests
         }
     }
 
-    /// <summary>
-    /// The point of the scheme: in the first layer, with the weights as initialised, how much attention a Part-A query puts on
-    /// the four keys within two positions of its own (3.1 % when uniform), and on itself.
-    /// </summary>
-    private static (double Neighbours, double Self) FirstLayerAttention(GlmModel model)
-    {
-        using var scope = NewDisposeScope();
-        var w = Weights(model);
-        var ids = randint(FirstText, 72, new long[] { Positions }, generator: new Generator(11));
-        var x = w[GlmBlockNames.WordEmbeddings].index_select(0, ids) + w[GlmBlockNames.PositionEmbeddings].narrow(0, 0, Positions)
-                + w[GlmBlockNames.BlockPositionEmbeddings][0];
-        var h = F.layer_norm(x, new long[] { Hidden }); // layer 0's input LayerNorm starts as weight 1, bias 0
-        var qkv = F.linear(h, w[$"{GlmBlockNames.Layer(0)}.attention.query_key_value.weight"]);
-        int d = Hidden / Heads;
-        var q = qkv.narrow(1, 0, Hidden).view(Positions, Heads, d).transpose(0, 1);
-        var k = qkv.narrow(1, Hidden, Hidden).view(Positions, Heads, d).transpose(0, 1);
-        var attention = q.matmul(k.transpose(1, 2)).div(Math.Sqrt(d)).softmax(-1); // [heads, query, key]
-        var index = arange(Positions);
-        var distance = (index.view(-1, 1) - index.view(1, -1)).abs();
-        var near = distance.le(2).logical_and(distance.gt(0));
-        return ((attention * near).sum(-1).mean().item<float>(), attention.diagonal(0, 1, 2).mean().item<float>());
-    }
-
     [Fact]
     public void FromTheStartQueriesAttendNearTheirOwnPositionWhereMegatronIsUniform()
     {
         using var plain = Fresh(local: false);
         using var local = Fresh(local: true);
         double uniform = 4.0 / Positions;
-        var megatron = FirstLayerAttention(plain);
-        var structured = FirstLayerAttention(local);
+        var megatron = FirstLayerAttention.Locality(Weights(plain), Hidden, Heads, Positions, 72);
+        var structured = FirstLayerAttention.Locality(Weights(local), Hidden, Heads, Positions, 72);
         Assert.True(megatron.Neighbours < 1.5 * uniform, $"Megatron start: {megatron.Neighbours:P1} of the attention within ±2 positions");
         Assert.True(structured.Neighbours > 10 * uniform, $"local-attention start: {structured.Neighbours:P1} of the attention within ±2 positions (uniform {uniform:P1})");
         Assert.True(structured.Self < structured.Neighbours, $"local-attention start: {structured.Self:P1} on the query itself, {structured.Neighbours:P1} beside it");
