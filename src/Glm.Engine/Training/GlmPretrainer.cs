@@ -88,7 +88,7 @@ public sealed class GlmPretrainer
         {
             CheckSameBlankTokens(model.Config, o.StartFrom);
             if (o.Initialization == GlmInitialization.LocalAttention)
-                initialisation = LocalAttentionGraft.Apply(model, o.QueryKeyGain, o.Seed, Math.Min(o.GraftLayers, model.Config.NumLayers)).ToString();
+                initialisation = LocalAttentionGraft.Apply(model, o.QueryKeyGain, o.Seed, Math.Min(o.GraftLayers, model.Config.NumLayers), neighbourHeads: o.GraftNeighbourHeads).ToString();
         }
         else if (resumeFrom is null && o.Initialization == GlmInitialization.LocalAttention)
         {

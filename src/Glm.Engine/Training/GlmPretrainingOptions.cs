@@ -42,6 +42,8 @@ public sealed record GlmPretrainingOptions
     public string? StartFrom { get; init; }
     /// <summary>Layers (from the first, at most all of them) grafted by <see cref="LocalAttentionGraft"/> when <see cref="StartFrom"/> is combined with <see cref="GlmInitialization.LocalAttention"/>.</summary>
     public int GraftLayers { get; init; } = LocalAttentionGraft.DefaultLayers;
+    /// <summary>With the graft: the first layer's heads 0/1 become look-left/look-right heads that copy the neighbour's word (<see cref="LocalAttentionGraft"/>).</summary>
+    public bool GraftNeighbourHeads { get; init; }
     /// <summary>
     /// How a fresh run's weights start; ignored on resume (the checkpoint's weights are used). With <see cref="StartFrom"/>,
     /// <see cref="GlmInitialization.LocalAttention"/> means <see cref="LocalAttentionGraft"/> on the loaded weights.

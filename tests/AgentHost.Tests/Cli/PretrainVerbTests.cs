@@ -41,8 +41,16 @@ public class PretrainVerbTests : IDisposable
         Assert.True(r.Code == 0, r.Err);
         Assert.True(r.Err.Contains($"fresh start from the weights of {from}"), r.Err);
         Assert.Contains("local-attention graft: 32 positional dims", r.Err);
+        Assert.Contains("on every head of the first 1 layer(s)", r.Err);
         Assert.Contains("eval step 0:", r.Out); // the starting point of the continued run
         Assert.Contains("eval step 2:", r.Out);
+
+        // The one-head tiny model cannot give up two heads to neighbour copying: said before any training.
+        var neighbours = await CliTestModel.Run(args.Select(a => a == Path.Combine(_dir, "continued") ? Path.Combine(_dir, "neighbours") : a)
+            .Concat(["--graft-neighbour-heads"]).ToArray());
+        Assert.NotEqual(0, neighbours.Code);
+        Assert.Contains("needs 3 or more heads", neighbours.Err);
+        Assert.DoesNotContain("   at ", neighbours.Err);
     }
 
     [Fact]

@@ -16,6 +16,24 @@ internal static class FirstLayerAttention
     public static (double Neighbours, double Self) Locality(IReadOnlyDictionary<string, Tensor> w, int hidden, int heads, int positions, int vocab)
     {
         using var scope = NewDisposeScope();
+        var attention = Weights(w, hidden, heads, positions, vocab);
+        var index = arange(positions);
+        var distance = (index.view(-1, 1) - index.view(1, -1)).abs();
+        var near = distance.le(2).logical_and(distance.gt(0));
+        return ((attention * near).sum(-1).mean().item<float>(), attention.diagonal(0, 1, 2).mean().item<float>());
+    }
+
+    /// <summary>Mean attention share of one head's queries on the key <paramref name="offset"/> positions away.</summary>
+    public static double AtOffset(IReadOnlyDictionary<string, Tensor> w, int hidden, int heads, int positions, int vocab, int head, int offset)
+    {
+        using var scope = NewDisposeScope();
+        var attention = Weights(w, hidden, heads, positions, vocab)[head];
+        return attention.diagonal(offset).mean().item<float>();
+    }
+
+    /// <summary>[heads, query, key] attention weights of the first layer.</summary>
+    private static Tensor Weights(IReadOnlyDictionary<string, Tensor> w, int hidden, int heads, int positions, int vocab)
+    {
         var ids = randint(FirstText, vocab, new long[] { positions }, generator: new Generator(11));
         var x = w[GlmBlockNames.WordEmbeddings].index_select(0, ids) + w[GlmBlockNames.PositionEmbeddings].narrow(0, 0, positions)
                 + w[GlmBlockNames.BlockPositionEmbeddings][0];
@@ -25,10 +43,6 @@ internal static class FirstLayerAttention
         int d = hidden / heads;
         var q = qkv.narrow(1, 0, hidden).view(positions, heads, d).transpose(0, 1);
         var k = qkv.narrow(1, hidden, hidden).view(positions, heads, d).transpose(0, 1);
-        var attention = q.matmul(k.transpose(1, 2)).div(Math.Sqrt(d)).softmax(-1); // [heads, query, key]
-        var index = arange(positions);
-        var distance = (index.view(-1, 1) - index.view(1, -1)).abs();
-        var near = distance.le(2).logical_and(distance.gt(0));
-        return ((attention * near).sum(-1).mean().item<float>(), attention.diagonal(0, 1, 2).mean().item<float>());
+        return q.matmul(k.transpose(1, 2)).div(Math.Sqrt(d)).softmax(-1);
     }
 }

@@ -12,7 +12,7 @@ namespace Glm.Engine.Tests.Training;
 public class LocalAttentionGraftTests
 {
     private static readonly GlmSpecialTokens Tokens = new(Cls, Mask, SMask, GMask, Sop, Eop, Eos, Eos);
-    private const int Hidden = 128, Heads = 2, Layers = 3, Positions = 128;
+    private const int Hidden = 128, Heads = 4, Layers = 3, Positions = 128;
 
     private static GlmConfig Config() => GlmPretrainer.OwnModelConfig(vocabSize: 72, hidden: Hidden, layers: Layers, heads: Heads, maxSequenceLength: Positions, Tokens);
 
@@ -49,8 +49,8 @@ public class LocalAttentionGraftTests
         double uniform = 4.0 / Positions;
         Assert.True(before.Neighbours < 1.5 * uniform, $"before: {before.Neighbours:P1} within ±2 positions");
         Assert.True(after.Neighbours > 10 * uniform, $"after the graft: {after.Neighbours:P1} within ±2 positions (uniform {uniform:P1}); {report}");
-        Assert.True(after.Self < after.Neighbours, $"after the graft: {after.Self:P1} on the query itself, {after.Neighbours:P1} beside it");
-        Assert.Equal(64, report.Dimensions); // the default, and at hidden 128 also the cap of half the hidden size
+        Assert.True(after.Self + after.Neighbours > 0.8, $"after the graft: {after.Self:P1} on the query itself, {after.Neighbours:P1} beside it; expected a window of ±2");
+        Assert.Equal(Hidden / Heads, report.Dimensions); // capped at the head size
     }
 
     [Fact]
@@ -98,6 +98,46 @@ public class LocalAttentionGraftTests
             Assert.True(scores.narrow(0, 0, 39).narrow(1, 0, 39).allclose(scores.narrow(0, 1, 39).narrow(1, 1, 39), rtol: 1e-3, atol: 1e-2), $"head {head}: not a function of the distance");
             Assert.True(scores[10, 10].item<float>() > scores[10, 11].item<float>() && scores[10, 11].item<float>() > scores[10, 15].item<float>(), $"head {head}: not decreasing with distance");
         }
+    }
+
+    [Fact]
+    public void AShiftRotatesSinusoidsToTheNeighbouringPosition()
+    {
+        const int d = 16, rows = 50;
+        var table = LocalAttentionInitialization.Sinusoids(rows, d, 0, d, rows).to(float64);
+        foreach (int offset in new[] { -1, 1, 3 })
+        {
+            var shifted = table.narrow(0, 5, 40).matmul(LocalAttentionGraft.Shift(d, offset, rows).t());
+            Assert.True(shifted.allclose(table.narrow(0, 5 + offset, 40), rtol: 0, atol: 1e-6), $"offset {offset}");
+        }
+    }
+
+    [Fact]
+    public void NeighbourHeadsLookOnePositionLeftAndRightAndTheOtherHeadsKeepTheirWeights()
+    {
+        using var model = Trained();
+        var before = Weights(model);
+        var report = LocalAttentionGraft.Apply(model, seed: 1, neighbourHeads: true);
+        var after = Weights(model);
+        Assert.Equal(Hidden / Heads, report.CopiedDirections);
+        double left = FirstLayerAttention.AtOffset(after, Hidden, Heads, Positions, 72, head: 0, offset: -1);
+        double right = FirstLayerAttention.AtOffset(after, Hidden, Heads, Positions, 72, head: 1, offset: 1);
+        Assert.True(left > 0.3 && left > 3 * FirstLayerAttention.AtOffset(after, Hidden, Heads, Positions, 72, head: 0, offset: 1), $"look-left head: {left:P1} one position left");
+        Assert.True(right > 0.3 && right > 3 * FirstLayerAttention.AtOffset(after, Hidden, Heads, Positions, 72, head: 1, offset: -1), $"look-right head: {right:P1} one position right");
+
+        int d = Hidden / Heads;
+        string qkv = GlmBlockNames.Layer(0) + ".attention.query_key_value.weight", dense = GlmBlockNames.Layer(0) + ".attention.dense.weight";
+        var changedRows = (after[qkv] - before[qkv]).abs().sum(1).gt(0);
+        var expected = zeros(3 * Hidden, dtype: ScalarType.Bool);
+        foreach (int block in new[] { 0, Hidden, 2 * Hidden }) expected.narrow(0, block, 2 * d).fill_(true); // Q, K, V of heads 0 and 1
+        Assert.True(changedRows.eq(expected).all().item<bool>());
+        Assert.True(after[dense].narrow(1, 2 * d, Hidden - 2 * d).eq(before[dense].narrow(1, 2 * d, Hidden - 2 * d)).all().item<bool>());
+        // The copy writes back along orthonormal directions at one common scale.
+        var written = after[dense].narrow(1, 0, d);
+        var gram = written.t().matmul(written);
+        Assert.True(gram.allclose(eye(d) * gram[0, 0].item<float>(), rtol: 0, atol: 1e-4 * gram[0, 0].item<float>()));
+        foreach (var name in before.Keys.Where(n => n.StartsWith(GlmBlockNames.Layer(1)) || n.StartsWith(GlmBlockNames.Layer(2))))
+            Assert.True(before[name].eq(after[name]).all().item<bool>(), name);
     }
 
     [Fact]

@@ -40,10 +40,11 @@ internal static class PretrainVerb
         var lengthStart = new Option<int>("--seq-len-start") { Description = "Sample length ([CLS] included) at the first step of --seq-len-warmup.", DefaultValueFactory = _ => 32 };
         var startFrom = new Option<string?>("--from") { Description = "Continued pretraining: start a fresh run from this GLM model folder's weights (same tokenizer; --layers/--hidden/--heads are taken from its config.json). With --init local-attention the trained weights get a local-attention graft (see the glm-zh-small model card)." };
         var graftLayers = new Option<int>("--graft-layers") { Description = "With --from and --init local-attention: how many layers, from the first, get the graft.", DefaultValueFactory = _ => LocalAttentionGraft.DefaultLayers };
+        var neighbourHeads = new Option<bool>("--graft-neighbour-heads") { Description = "With the graft: the first layer's heads 0 and 1 start as look-left / look-right heads that copy the neighbouring word into each token (the blank's sop sees its neighbours' words)." };
         var (init, initGain) = InitializationOptions("megatron");
         var cmd = new Command("pretrain", "Train a GLM from scratch on a corpus (blank infilling: spans, sentences, documents). Re-running the same command resumes.");
         foreach (var o in new Option[] { corpus, tokenizerDir, output, layers, hidden, heads, seqLen, steps, batch, accumulation, lr, minLr, warmup,
-                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device, spanProb, sentenceProb, lengthWarmup, lengthStart, init, initGain, startFrom, graftLayers })
+                     evalEvery, evalSamples, checkpointEvery, dtype, threads, seed, device, spanProb, sentenceProb, lengthWarmup, lengthStart, init, initGain, startFrom, graftLayers, neighbourHeads })
             cmd.Add(o);
         cmd.SetAction(async (parse, ct) =>
         {
@@ -76,7 +77,7 @@ internal static class PretrainVerb
                 LearningRate = parse.GetValue(lr), MinLearningRate = parse.GetValue(minLr), WarmupSteps = parse.GetValue(warmup),
                 SequenceLengthWarmupSteps = parse.GetValue(lengthWarmup), SequenceLengthWarmupStart = parse.GetValue(lengthStart),
                 Initialization = ParseInitialization(parse.GetValue(init)),
-                StartFrom = fromDir, GraftLayers = parse.GetValue(graftLayers),
+                StartFrom = fromDir, GraftLayers = parse.GetValue(graftLayers), GraftNeighbourHeads = parse.GetValue(neighbourHeads),
                 QueryKeyGain = parse.GetValue(initGain),
                 EvalEvery = parse.GetValue(evalEvery), EvalSamples = validSamples.Count, CheckpointEvery = parse.GetValue(checkpointEvery),
                 DType = parse.GetValue(dtype)!, Threads = parse.GetValue(threads), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
