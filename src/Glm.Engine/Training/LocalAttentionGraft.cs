@@ -39,6 +39,14 @@ public static class LocalAttentionGraft
     public const int DefaultLayers = 2;
 
     /// <summary>What <see cref="Apply"/> changed, for the run log.</summary>
+    /// <param name="Dimensions">Width of the positional subspace.</param>
+    /// <param name="Layers">Layers whose heads were grafted (all heads) when no neighbour heads were asked for.</param>
+    /// <param name="Share">Share of a normalised input taken by the sinusoids.</param>
+    /// <param name="Amplitude">Length of an added sinusoid row.</param>
+    /// <param name="EffectiveGain">α′ of the added query·key term.</param>
+    /// <param name="SubspaceEnergy">Energy of the embeddings in the chosen subspace before the graft.</param>
+    /// <param name="TotalEnergy">Energy of the embeddings in all directions.</param>
+    /// <param name="CopiedDirections">Word directions copied by each neighbour head (0: none).</param>
     public sealed record Report(int Dimensions, int Layers, double Share, double Amplitude, double EffectiveGain, double SubspaceEnergy, double TotalEnergy,
         int CopiedDirections = 0)
     {
@@ -134,7 +142,7 @@ public static class LocalAttentionGraft
         return new Report(dimensions, layers, share, length, effectiveGain, subspaceEnergy, secondMoment.trace().item<double>(), copied);
     }
 
-    /// <summary>Adds <paramref name="part"/> (reading the LayerNorm's input) to <paramref name="count"/> rows, cancelling the norm's bias.</summary>
+X
     private static void AddRows(Tensor weight, Tensor bias, long firstRow, Tensor part, Tensor normBias)
     {
         long count = part.shape[0];
