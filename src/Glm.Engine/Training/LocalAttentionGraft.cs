@@ -142,7 +142,7 @@ public static class LocalAttentionGraft
         return new Report(dimensions, layers, share, length, effectiveGain, subspaceEnergy, secondMoment.trace().item<double>(), copied);
     }
 
-X
+    /// <summary>Adds <paramref name="part"/> (which reads the LayerNorm's input) to the rows from <paramref name="firstRow"/> on, cancelling the norm's bias (<paramref name="normBias"/>).</summary>
     private static void AddRows(Tensor weight, Tensor bias, long firstRow, Tensor part, Tensor normBias)
     {
         long count = part.shape[0];
