@@ -92,7 +92,9 @@ public static class LocalAttentionGraft
         // LayerNorm subtracts each row's mean: work in the space orthogonal to the all-ones vector.
         var centre = eye(hidden, dtype: float64) - ones(hidden, hidden, dtype: float64) / hidden;
         Tensor Centred(Tensor t) => t.matmul(centre);
-        var secondMoment = SecondMoment(Centred(words)) + SecondMoment(Centred(positions)) + SecondMoment(Centred(blocks.narrow(0, 0, 2)));
+        var centredWords = Centred(words);
+        var centredPositions = Centred(positions);
+        var secondMoment = SecondMoment(centredWords) + SecondMoment(centredPositions) + SecondMoment(Centred(blocks.narrow(0, 0, 2)));
         // Push the all-ones direction to the top of the spectrum so it is never chosen.
         var ones1 = ones(hidden, 1, dtype: float64) / Math.Sqrt(hidden);
         var (eigenvalues, eigenvectors) = linalg.eigh(secondMoment + ones1.matmul(ones1.t()) * (secondMoment.trace() + 1));
@@ -100,7 +102,7 @@ public static class LocalAttentionGraft
         double subspaceEnergy = eigenvalues.narrow(0, 0, dimensions).sum().item<double>();
 
         // Typical energy of a centred first-layer input: a word, a Part-A position (block 0), averaged over both.
-        double totalEnergy = Centred(words).pow(2).sum(1).mean().item<double>() + Centred(positions).pow(2).sum(1).mean().item<double>()
+        double totalEnergy = centredWords.pow(2).sum(1).mean().item<double>() + centredPositions.pow(2).sum(1).mean().item<double>()
                              + Centred(blocks.narrow(0, 0, 1)).pow(2).sum().item<double>();
         double length = Math.Sqrt(share * share * totalEnergy / (1 - share * share));
         double amplitude = length / Math.Sqrt(dimensions / 2.0);
@@ -137,7 +139,7 @@ public static class LocalAttentionGraft
         if (neighbourHeads)
         {
             copied = Math.Min(headDim, hidden / 2);
-            CopyWordDirections(p, cfg, Centred(words), copied, Math.Sqrt(totalEnergy / hidden));
+            CopyWordDirections(p, cfg, centredWords, copied, Math.Sqrt(totalEnergy / hidden));
         }
         return new Report(dimensions, layers, share, length, effectiveGain, subspaceEnergy, secondMoment.trace().item<double>(), copied);
     }
@@ -160,7 +162,7 @@ public static class LocalAttentionGraft
         var map = zeros(dimensions, dimensions, dtype: float64);
         for (int i = 0; i < pairs; i++)
         {
-            double omega = pairs == 1 ? 1 : Math.Exp(-Math.Log(longestWavelength) * i / (pairs - 1));
+            double omega = LocalAttentionInitialization.Frequency(i, pairs, longestWavelength);
             double cos = Math.Cos(omega * offset), sin = Math.Sin(omega * offset);
             // sin(a + b) = sin a cos b + cos a sin b; cos(a + b) = cos a cos b − sin a sin b
             map[2 * i, 2 * i] = cos; map[2 * i, 2 * i + 1] = sin;

@@ -89,7 +89,7 @@ public static class LocalAttentionInitialization
         var table = new float[rows * width];
         for (int i = 0; i < pairs; i++)
         {
-            double omega = pairs == 1 ? 1 : Math.Exp(-Math.Log(longestWavelength) * i / (pairs - 1));
+            double omega = Frequency(i, pairs, longestWavelength);
             for (int p = 0; p < rows; p++)
             {
                 table[p * width + offset + 2 * i] = (float)Math.Sin(p * omega);
@@ -98,6 +98,10 @@ public static class LocalAttentionInitialization
         }
         return tensor(table, new long[] { rows, width });
     }
+
+    /// <summary>ω of sin/cos pair <paramref name="pair"/> of <paramref name="pairs"/>: geometric from 1 down to 1/<paramref name="longestWavelength"/>.</summary>
+    internal static double Frequency(int pair, int pairs, int longestWavelength) =>
+        pairs == 1 ? 1 : Math.Exp(-Math.Log(longestWavelength) * pair / (pairs - 1));
 
     /// <summary>[count, width] with orthonormal rows (count ≤ width), drawn from <paramref name="generator"/>.</summary>
     internal static Tensor OrthonormalRows(int count, int width, Generator generator)
