@@ -214,8 +214,12 @@ internal sealed class GlmBlockLayer : nn.Module
         {
             // Reference order: K is divided by √d before the product; masked scores become −65504 (S·M + (−65504)(1−M)
             // is the same number as masked_fill for finite scores, in every dtype).
-            var scores = matmul(q, k.transpose(-1, -2).div(_sqrtHeadDim));
-            scores = scores.masked_fill(mask.logical_not(), GlmBlockModel.MaskedScore);
+            // Scalars held in locals: an implicitly converted one can be finalized while the native call still reads it
+            // (TorchSharp leaves those to the GC; an evaluation run died in masked_fill's Scalar::toFloat that way).
+            using var sqrtHeadDim = _sqrtHeadDim.ToScalar();
+            using var maskedScore = GlmBlockModel.MaskedScore.ToScalar();
+            var scores = matmul(q, k.transpose(-1, -2).div(sqrtHeadDim));
+            scores = scores.masked_fill(mask.logical_not(), maskedScore);
             context = matmul(scores.softmax(-1), v);
         }
         x = x + Linear(context.transpose(1, 2).reshape(b, s, hidden), _dense, dtype);

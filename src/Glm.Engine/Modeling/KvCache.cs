@@ -124,6 +124,24 @@ public sealed class KvCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Copies the first <paramref name="length"/> positions of <paramref name="source"/>'s row 0 into every row of this cache
+    /// and continues from there: one shared prefix (a Part A) under many different continuations, computed once.
+    /// </summary>
+    internal void BroadcastPrefix(KvCache source, int length)
+    {
+        if (length > source.Length || length > Capacity)
+            throw new GlmException($"KV cache: cannot share {length} positions (source holds {source.Length}, capacity {Capacity}).");
+        ResetTarget();
+        using var scope = NewDisposeScope();
+        for (int i = 0; i < _keys.Length; i++)
+        {
+            _keys[i].narrow(2, 0, length).copy_(source._keys[i].narrow(0, 0, 1).narrow(2, 0, length));
+            _values[i].narrow(2, 0, length).copy_(source._values[i].narrow(0, 0, 1).narrow(2, 0, length));
+        }
+        Length = length;
+    }
+
     /// <summary>Bytes held by the cache.</summary>
     public long Bytes => _keys.Sum(t => t.NumberOfElements * t.ElementSize) * 2;
 

@@ -25,6 +25,8 @@ public sealed record PretrainingReport
     public required double ModelSpanExactMatch { get; init; }
     /// <summary>Share of spans the model filled exactly with <see cref="GlmModel.BestBlankFill"/> (beam search over 1–3 token fills).</summary>
     public required double ModelSpanExactMatchSearch { get; init; }
+    /// <summary>Share of spans the model filled exactly with <see cref="GlmModel.BestBlankFillLeftToRight"/> (left-to-right posterior search, the bigram's kind of search).</summary>
+    public required double ModelSpanExactMatchLeftToRight { get; init; }
     /// <summary>Share of spans the bigram filler got exactly.</summary>
     public required double BigramSpanExactMatch { get; init; }
 }
@@ -77,7 +79,7 @@ public static class PretrainingEvaluation
             if ((w + 1) % 50 == 0) progress?.Report($"scored {w + 1}/{windows} windows");
         }
 
-        int modelHits = 0, searchHits = 0, bigramHits = 0;
+        int modelHits = 0, searchHits = 0, leftToRightHits = 0, bigramHits = 0;
         var greedy = new GenerationOptions { MaxNewTokens = 5 };
         for (int s = 0; s < spans; s++)
         {
@@ -97,6 +99,7 @@ public static class PretrainingEvaluation
             partA.Add(special.Eos);
             if (model.GenerateBlank(partA, greedy).SequenceEqual(truth)) modelHits++;
             if (model.BestBlankFill(partA, maxTokens: 3).SequenceEqual(truth)) searchHits++;
+            if (model.BestBlankFillLeftToRight(partA, maxTokens: 3).SequenceEqual(truth)) leftToRightHits++;
             if (ngram.PredictSpanAnyLength(left, right, 3).SequenceEqual(truth)) bigramHits++;
             if ((s + 1) % 50 == 0) progress?.Report($"filled {s + 1}/{spans} blanks");
         }
@@ -106,7 +109,8 @@ public static class PretrainingEvaluation
             Windows = windows, TargetTokens = tokens, TargetCharacters = chars,
             ModelBitsPerCharacter = modelBits / chars, UnigramBitsPerCharacter = uniBits / chars, BigramBitsPerCharacter = biBits / chars,
             Spans = spans, ModelSpanExactMatch = (double)modelHits / spans,
-            ModelSpanExactMatchSearch = (double)searchHits / spans, BigramSpanExactMatch = (double)bigramHits / spans,
+            ModelSpanExactMatchSearch = (double)searchHits / spans, ModelSpanExactMatchLeftToRight = (double)leftToRightHits / spans,
+            BigramSpanExactMatch = (double)bigramHits / spans,
         };
     }
 

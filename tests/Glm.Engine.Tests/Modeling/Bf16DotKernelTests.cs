@@ -103,4 +103,62 @@ public unsafe class Bf16DotKernelTests
         }
         finally { Bf16DotKernel.Enabled = before; }
     }
+
+    [Theory]
+    [InlineData(1536, 0, 300)] // 100 whole tiles
+    [InlineData(192, 3, 38)]   // 11 tiles and two rows left over
+    public void FourRowsEqualTheOneRowKernelBitForBit(int k, int r0, int r1)
+    {
+        if (!Bf16DotKernel.IsSupported) return;
+        const int rows = 300;
+        var (w, _) = Random(rows, k, 4);
+        var xs = Enumerable.Range(0, 4).Select(m => Random(1, k, 10 + m).X).ToArray();
+        var xBits = xs.SelectMany(x => x.Select(KernelSupport.FloatToBf16)).ToArray();
+        var y = new float[4 * rows];
+        Array.Fill(y, float.NaN);
+        fixed (ushort* wp = w) fixed (ushort* xp = xBits) fixed (float* yp = y)
+        {
+            Bf16DotKernel.FourRows(wp, xp, yp, k, rows, r0, r1);
+            for (int m = 0; m < 4; m++)
+            {
+                var single = new float[rows];
+                fixed (float* xm = xs[m]) fixed (float* sp = single) Assert.True(Bf16DotKernel.TryRows(wp, xm, sp, k, r0, r1));
+                for (int r = 0; r < rows; r++)
+                {
+                    if (r < r0 || r >= r1) Assert.True(float.IsNaN(y[m * rows + r]), $"row {r} outside the range was written");
+                    else Assert.Equal(single[r], y[m * rows + r]);
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(16)]
+    public void CpuGemvOnTwoToSixteenBf16RowsMatchesOneRowAtATime(int inputs)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        if (!CpuGemv.Enabled || !Bf16DotKernel.IsSupported) return;
+        using var scope = NewDisposeScope();
+        using var inference = torch.inference_mode();
+        torch.manual_seed(5);
+        var w = randn(300, 1536).to(ScalarType.BFloat16);
+        var bias = randn(300).to(ScalarType.BFloat16);
+        var x = randn(inputs, 1, 1536).to(ScalarType.BFloat16);
+        var batched = CpuGemv.TryLinear(x, w, bias);
+        Assert.NotNull(batched);
+        Assert.Equal(new long[] { inputs, 1, 300 }, batched!.shape);
+        Assert.Equal(ScalarType.BFloat16, batched.dtype);
+        // Row by row through the one-row kernel: the same bits (a decode step batched or alone gives the same logits).
+        for (int m = 0; m < inputs; m++)
+        {
+            var single = CpuGemv.TryLinear(x[m].unsqueeze(0), w, bias)!;
+            Assert.Equal(single.to(ScalarType.Float32).data<float>().ToArray(), batched[m].to(ScalarType.Float32).data<float>().ToArray());
+        }
+        var reference = torch.nn.functional.linear(x.to(ScalarType.Float64), w.to(ScalarType.Float64), bias.to(ScalarType.Float64));
+        double scale = reference.abs().max().item<double>();
+        Assert.True((batched.to(ScalarType.Float64) - reference).abs().max().item<double>() < 1e-2 * scale); // bf16 output rounding
+        Assert.Null(CpuGemv.TryLinear(randn(17, 1536).to(ScalarType.BFloat16), w, null)); // beyond 16 rows: oneDNN
+    }
 }

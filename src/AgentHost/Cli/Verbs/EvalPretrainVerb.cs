@@ -39,17 +39,19 @@ internal static class EvalPretrainVerb
             var r = PretrainingEvaluation.Run(glm, train, valid, parse.GetValue(windows), contextTokens, targetTokens, parse.GetValue(spans),
                 progress: new SyncProgress<string>(s => console.Error.WriteLine("... " + s)), ct: ct);
             var inv = CultureInfo.InvariantCulture;
-            console.Out.WriteLine($"| model | bits per character | blank filling, exact match (1–3 tokens): greedy | beam search (8, 1–3 tokens) |");
-            console.Out.WriteLine("|---|---:|---:|---:|");
-            console.Out.WriteLine(string.Format(inv, "| unigram (add-one) | {0:F3} | – | – |", r.UnigramBitsPerCharacter));
-            console.Out.WriteLine(string.Format(inv, "| bigram (interpolated Kneser–Ney) | {0:F3} | – | {1:P1} |", r.BigramBitsPerCharacter, r.BigramSpanExactMatch));
-            console.Out.WriteLine(string.Format(inv, "| {0} | {1:F3} | {2:P1} | {3:P1} |", Path.GetFileName(glm.Source), r.ModelBitsPerCharacter, r.ModelSpanExactMatch, r.ModelSpanExactMatchSearch));
+            console.Out.WriteLine($"| model | bits per character | blank filling, exact match (1–3 tokens): greedy | beam search (8, 1–3 tokens) | left-to-right search (left + right context) |");
+            console.Out.WriteLine("|---|---:|---:|---:|---:|");
+            console.Out.WriteLine(string.Format(inv, "| unigram (add-one) | {0:F3} | – | – | – |", r.UnigramBitsPerCharacter));
+            console.Out.WriteLine(string.Format(inv, "| bigram (interpolated Kneser–Ney) | {0:F3} | – | – | {1:P1} |", r.BigramBitsPerCharacter, r.BigramSpanExactMatch));
+            console.Out.WriteLine(string.Format(inv, "| {0} | {1:F3} | {2:P1} | {3:P1} | {4:P1} |", Path.GetFileName(glm.Source), r.ModelBitsPerCharacter,
+                r.ModelSpanExactMatch, r.ModelSpanExactMatchSearch, r.ModelSpanExactMatchLeftToRight));
             console.Out.WriteLine(string.Format(inv, "({0} windows of {4} + {5} tokens, {1:N0} target tokens, {2:N0} characters; {3} masked spans)", r.Windows, r.TargetTokens, r.TargetCharacters, r.Spans, contextTokens, targetTokens));
             foreach (var text in parse.GetValue(samples) ?? Array.Empty<string>())
             {
                 string input = text.Contains("[MASK]") || text.Contains("[gMASK]") ? text : text + "[gMASK]";
                 string filled = await glm.FillBlanksAsync(input, new GenerationOptions { MaxNewTokens = 48 }, ct);
                 console.Out.WriteLine($"- `{text}` → {filled}");
+                if (text.Contains("[MASK]")) console.Out.WriteLine($"  left-to-right search: {glm.FillBlanksLeftToRight(text)}");
             }
             return 0;
         });
