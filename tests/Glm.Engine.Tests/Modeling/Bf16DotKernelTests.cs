@@ -118,7 +118,7 @@ public unsafe class Bf16DotKernelTests
         Array.Fill(y, float.NaN);
         fixed (ushort* wp = w) fixed (ushort* xp = xBits) fixed (float* yp = y)
         {
-            Bf16DotKernel.FourRows(wp, xp, yp, k, rows, r0, r1);
+            Bf16DotKernel.FourRows(wp, xp, yp, k, rows, r0, r1, wp);
             for (int m = 0; m < 4; m++)
             {
                 var single = new float[rows];

@@ -42,7 +42,8 @@ internal static unsafe class CpuGemv
     }
 
     /// <summary>Most input rows the four-row <c>vdpbf16ps</c> kernel takes (four groups); beyond this oneDNN's GEMM.</summary>
-    /// <remarks>Measured (glm4-bench bf16, 16 streams, 2 vCPU Zen 4): 130.8–137.5 tok/s against oneDNN's 114.4 in the same sweep.</remarks>
+    /// <remarks>Measured (glm4-bench bf16, 16 streams, 2 vCPU Zen 4): 153–200 tok/s against oneDNN's 96–128 in the same minutes
+    /// (docs/benchmarks.md, session 10).</remarks>
     public const int MaxBatchRows = 16;
 
     /// <summary>Set to false (or GLM_NO_BF16_BATCH=1) to send 5–16 rows to oneDNN as before (benchmarks).</summary>
@@ -77,9 +78,12 @@ internal static unsafe class CpuGemv
             new Span<ushort>(xp + rows * k, (int)((padded - rows) * k)).Clear();
             RunRowKernel(null, n, ThreadCount(Threads), (r0, r1) =>
             {
+                // While the groups pass over one block, each group prefetches its share of the next block.
+                long share = BatchBlockRows / (padded / 4) * k;
                 for (long b0 = r0; b0 < r1; b0 += BatchBlockRows)
                     for (long g = 0; g < padded; g += 4)
-                        Bf16DotKernel.FourRows(wp, xp + g * k, yp + g * n, k, n, b0, Math.Min(r1, b0 + BatchBlockRows));
+                        Bf16DotKernel.FourRows(wp, xp + g * k, yp + g * n, k, n, b0, Math.Min(r1, b0 + BatchBlockRows),
+                            wp + (b0 + BatchBlockRows) * k + g / 4 * share);
             }, null);
             var shape = (long[])xs.Clone();
             shape[^1] = n;
