@@ -118,7 +118,8 @@ internal sealed class ChatGlmModel : nn.Module, IDecoderNetwork, IHiddenStateNet
     {
         var dtype = x.dtype;
         var x32 = x.to(ScalarType.Float32);
-        var normed = x32 * (x32 * x32).mean(new long[] { -1 }, keepdim: true).add_(eps).rsqrt_();
+        using var epsilon = eps.ToScalar(); // a local, not an implicit Scalar the GC may finalize mid-call (see GlmBlockLayer)
+        var normed = x32 * (x32 * x32).mean(new long[] { -1 }, keepdim: true).add_(epsilon).rsqrt_();
         return castBeforeWeight ? weight * normed.to(dtype) : (weight * normed).to(dtype);
     }
 
@@ -272,8 +273,10 @@ internal sealed class ChatGlmBlock : nn.Module
         {
             if (CpuDecodeOps.TryAttention(q, k, v, _scale, mask) is { } fused) return fused;
             var qg = q.reshape(b, g, group, d);
-            var scores = matmul(qg, k.transpose(2, 3)).mul_(_scale).to(ScalarType.Float32);
-            if (mask is not null) scores = scores.masked_fill(mask.view(b, 1, 1, t).logical_not(), float.NegativeInfinity);
+            using var scale = _scale.ToScalar();
+            using var masked = float.NegativeInfinity.ToScalar();
+            var scores = matmul(qg, k.transpose(2, 3)).mul_(scale).to(ScalarType.Float32);
+            if (mask is not null) scores = scores.masked_fill(mask.view(b, 1, 1, t).logical_not(), masked);
             var probs = scores.softmax(-1).to(v.dtype);
             return matmul(probs, v).reshape(b, nh, 1, d);
         }
