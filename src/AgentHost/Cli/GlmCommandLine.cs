@@ -46,6 +46,7 @@ public static class GlmCommandLine
         root.Add(TrainTokenizerVerb.Create(console));
         root.Add(PretrainVerb.Create(console));
         root.Add(EvalPretrainVerb.Create(console));
+        root.Add(FillVerb.Create(console));
         root.Add(ProbeBlanksVerb.Create(console));
         root.Add(ServeVerb.Create(console));
         root.Add(IngestVerb.Create(console));
