@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using TorchSharp;
@@ -46,7 +47,8 @@ internal static unsafe class CpuGemv
     /// (docs/benchmarks.md, session 10).</remarks>
     public const int MaxBatchRows = 16;
 
-    /// <summary>Set to false (or GLM_NO_BF16_BATCH=1) to send 5–16 rows to oneDNN as before (benchmarks).</summary>
+    /// <summary>Set to false (or GLM_NO_BF16_BATCH=1) to route 2–16 bf16 rows as before: 2–4 through the fp32 loops below,
+    /// 5–16 to oneDNN (benchmarks).</summary>
     public static bool BatchKernelEnabled { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_BF16_BATCH") != "1";
 
     /// <summary>Weight rows per block: a block (≤ 48 × 9 KiB) stays in L2 while every group of four inputs passes over it.</summary>
@@ -70,15 +72,16 @@ internal static unsafe class CpuGemv
         long padded = (rows + 3) / 4 * 4;
         using var xc = x.contiguous();
         ushort* wp = (ushort*)Data(weight);
-        ushort* xp = (ushort*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(padded * k * sizeof(ushort)), 64);
-        float* yp = (float*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(padded * n), sizeof(float));
+        ushort* xp = (ushort*)NativeMemory.AlignedAlloc((nuint)(padded * k * sizeof(ushort)), 64);
+        float* yp = (float*)NativeMemory.Alloc((nuint)(padded * n), sizeof(float));
         try
         {
             new ReadOnlySpan<ushort>(Data(xc), (int)(rows * k)).CopyTo(new Span<ushort>(xp, (int)(rows * k)));
             new Span<ushort>(xp + rows * k, (int)((padded - rows) * k)).Clear();
             RunRowKernel(null, n, ThreadCount(Threads), (r0, r1) =>
             {
-                // While the groups pass over one block, each group prefetches its share of the next block.
+                // While the groups pass over one block, each group prefetches its share of the next block (a call covers 16
+                // rows' worth, so with four groups the whole next block arrives; with fewer, its first part).
                 long share = BatchBlockRows / (padded / 4) * k;
                 for (long b0 = r0; b0 < r1; b0 += BatchBlockRows)
                     for (long g = 0; g < padded; g += 4)
@@ -91,8 +94,8 @@ internal static unsafe class CpuGemv
         }
         finally
         {
-            System.Runtime.InteropServices.NativeMemory.AlignedFree(xp);
-            System.Runtime.InteropServices.NativeMemory.Free(yp);
+            NativeMemory.AlignedFree(xp);
+            NativeMemory.Free(yp);
         }
     }
 
