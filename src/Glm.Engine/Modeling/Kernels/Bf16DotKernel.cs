@@ -47,8 +47,8 @@ internal static unsafe class Bf16DotKernel
 
     /// <summary>
     /// tile(w, rowStrideBytes, x, k/64, y, ldyBytes, tiles, prefetch): four bf16 input rows (x, row stride rowStrideBytes) against
-    /// tiles × 3 weight rows, a 4 × 3 block of outputs at a time with each loaded weight and input chunk used three and four
-    /// times (a decode step of continuous batching is a 16-row GEMM: 1.7 multiply instructions per load instead of the
+    /// tiles × 3 weight rows, a 4 × 3 block of outputs at a time with each loaded weight chunk used four times and each input chunk three
+    /// (a decode step of continuous batching is a 16-row GEMM: 1.7 multiply instructions per load instead of the
     /// single-row loop's 1). y[m·ldy + r] for input row m and weight row r. Each output keeps the single-row loop's two
     /// accumulators (even and odd chunks) and its horizontal sum, so it is bit-identical to <see cref="TryRows"/> on that
     /// input row. Every iteration also sends two lines from <c>prefetch</c> onwards (the caller's next block of weight rows)
