@@ -130,14 +130,29 @@ public sealed partial class GlmModel
     /// </summary>
     public Task<string> FillBlanksAsync(string textWithMasks, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
-        RequireOriginalGlm(nameof(FillBlanksAsync));
-        var tokenizer = Tokenizer ?? throw new GlmException($"{Source}: FillBlanksAsync needs a tokenizer; this model has none (use GenerateBlank with ids).");
+        var fill = PrepareBlankFilling(textWithMasks, nameof(FillBlanksAsync), nameof(GenerateBlank), endWithEos: true,
+            options?.SkipSpecialTokensInText ?? true, context => GenerateBlank(context, options, cancellationToken));
+        return Task.Run(fill, cancellationToken);
+    }
+
+    /// <summary>
+    /// Checks and encodes a text with written blanks for <paramref name="what"/> (errors are raised here, before any work), and
+    /// returns the work: each blank, first to last, is filled by <paramref name="fillFirst"/> from the context
+    /// <c>[CLS] text</c> (then &lt;|endoftext|&gt; with <paramref name="endWithEos"/>), spliced in place of its mask, and the
+    /// completed text is decoded.
+    /// </summary>
+    private Func<string> PrepareBlankFilling(string textWithMasks, string what, string idsAlternative, bool endWithEos,
+        bool skipSpecialTokens, Func<List<int>, IReadOnlyList<int>> fillFirst)
+    {
+        RequireOriginalGlm(what);
+        var tokenizer = Tokenizer ?? throw new GlmException($"{Source}: {what} needs a tokenizer; this model has none (use {idsAlternative} with ids).");
         var tokens = RequireBlankTokens();
         var ids = EncodeWithMasks(textWithMasks);
         if (FirstMaskIndex(ids, tokens) < 0)
-            throw new GlmException($"FillBlanksAsync: the text contains none of {string.Join(", ", MaskTokenNames)}; expected at least one blank to fill.");
-        int? cls = tokenizer.SpecialTokenId("[CLS]"), eos = tokenizer.SpecialTokenId("<|endoftext|>") ?? tokenizer.EosId;
-        return Task.Run(() =>
+            throw new GlmException($"{what}: the text contains none of {string.Join(", ", MaskTokenNames)}; expected at least one blank to fill.");
+        int? cls = tokenizer.SpecialTokenId("[CLS]");
+        int? eos = endWithEos ? tokenizer.SpecialTokenId("<|endoftext|>") ?? tokenizer.EosId : null;
+        return () =>
         {
             while (FirstMaskIndex(ids, tokens) is var at and >= 0)
             {
@@ -145,12 +160,12 @@ public sealed partial class GlmModel
                 if (cls is int c) context.Add(c);
                 context.AddRange(ids);
                 if (eos is int e) context.Add(e);
-                var span = GenerateBlank(context, options, cancellationToken);
+                var span = fillFirst(context);
                 ids.RemoveAt(at);
                 ids.InsertRange(at, span);
             }
-            return tokenizer.Decode(ids, skipSpecialTokens: options?.SkipSpecialTokensInText ?? true);
-        }, cancellationToken);
+            return tokenizer.Decode(ids, skipSpecialTokens: skipSpecialTokens);
+        };
     }
 
     /// <summary>Token ids of text in which the literal strings [MASK], [sMASK], [gMASK] stand for their control tokens.</summary>

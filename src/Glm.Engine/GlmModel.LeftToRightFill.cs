@@ -36,24 +36,9 @@ public sealed partial class GlmModel
     /// <see cref="BestBlankFillLeftToRight"/> (fills of 1..<paramref name="maxTokens"/> tokens; context <c>[CLS] text</c> as in
     /// <see cref="FillBlanksAsync"/>). Returns the completed text.
     /// </summary>
-    public string FillBlanksLeftToRight(string textWithMasks, int maxTokens = 3)
-    {
-        RequireOriginalGlm(nameof(FillBlanksLeftToRight));
-        var tokenizer = Tokenizer ?? throw new GlmException($"{Source}: FillBlanksLeftToRight needs a tokenizer; this model has none (use BestBlankFillLeftToRight with ids).");
-        var tokens = RequireBlankTokens();
-        var ids = EncodeWithMasks(textWithMasks);
-        if (FirstMaskIndex(ids, tokens) < 0)
-            throw new GlmException($"FillBlanksLeftToRight: the text contains none of {string.Join(", ", MaskTokenNames)}; expected at least one blank to fill.");
-        int? cls = tokenizer.SpecialTokenId("[CLS]");
-        while (FirstMaskIndex(ids, tokens) is var at and >= 0)
-        {
-            var context = cls is int c ? ids.Prepend(c).ToList() : ids;
-            var span = BestBlankFillLeftToRight(context, maxTokens);
-            ids.RemoveAt(at);
-            ids.InsertRange(at, span);
-        }
-        return tokenizer.Decode(ids, skipSpecialTokens: true);
-    }
+    public string FillBlanksLeftToRight(string textWithMasks, int maxTokens = 3) =>
+        PrepareBlankFilling(textWithMasks, nameof(FillBlanksLeftToRight), nameof(BestBlankFillLeftToRight), endWithEos: false,
+            skipSpecialTokens: true, context => BestBlankFillLeftToRight(context, maxTokens))();
 
     /// <summary>Every fill the search of <see cref="BestBlankFillLeftToRight"/> scored, with its log P(span, right | left).</summary>
     internal List<(int[] Span, double Score)> ScoreBlankFillsLeftToRight(IReadOnlyList<int> partA, int maxTokens, int beamWidth,
@@ -92,8 +77,7 @@ public sealed partial class GlmModel
             using (NewDisposeScope())
             {
                 var (positions, blocks) = GlmPositions(context.Length, -1, 0);
-                Network.Forward(IdsTensor(context), PositionTensor(positions, blocks), prefix,
-                    ones(new long[] { 1, 1, context.Length, context.Length }, dtype: ScalarType.Bool, device: Device), lastOnly: true);
+                Network.Forward(IdsTensor(context), PositionTensor(positions, blocks), prefix, SepMask(context.Length, context.Length), lastOnly: true);
                 afterHead = ScorePartB(prefix, position, firstBlock: 1, [head], nextAt: head.Length - 1, scoreFrom: head.Length, keep: true).Next[0];
             }
             var beam = new List<(int[] Span, double LogProb, float[] Next)> { ([], 0, afterHead) };
@@ -145,11 +129,10 @@ public sealed partial class GlmModel
             for (int i = 0; i < s; i++) ids[k * s + i] = rows[k][i];
         var positions = Enumerable.Repeat((long)position, s).ToArray();
         var blocks = Enumerable.Range(firstBlock, s).Select(i => (long)i).ToArray();
-        var mask = ones(new long[] { s, past + s }, dtype: ScalarType.Bool, device: Device);
-        mask.narrow(1, past, s).copy_(ones(new long[] { s, s }, dtype: ScalarType.Bool, device: Device).tril());
+        var mask = SepMask(past, past + s).narrow(2, past, s); // the new rows: all of the prefix, causal among themselves
         var idTensor = torch.tensor(ids, new long[] { b, s }, device: Device);
         var logProbs = Network.Forward(idTensor, PositionTensor(positions, blocks).expand(b, 2, s), batch ?? prefix,
-            mask.view(1, 1, s, past + s), lastOnly: false).to(ScalarType.Float32).log_softmax(2);
+            mask, lastOnly: false).to(ScalarType.Float32).log_softmax(2);
         var nextFlat = logProbs.select(1, nextAt).cpu().data<float>().ToArray();
         var next = Enumerable.Range(0, b).Select(k => nextFlat.AsSpan(k * v, v).ToArray()).ToArray();
         var continuation = new double[b];

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Glm.Engine;
 using Glm.Engine.Generation;
-using Glm.Engine.Modeling;
 
 namespace AgentHost.Cli.Verbs;
 
@@ -28,9 +27,7 @@ internal static class FillVerb
             int limit = parse.GetValue(maxTokens);
             if (chosen is not ("search" or "native")) throw new GlmException($"--method '{chosen}': expected search or native.");
             if (limit < 1) throw new GlmException($"--max-tokens {limit}: expected ≥ 1.");
-            using var glm = model.Load(parse);
-            if (glm.Config.Layout != GlmLayout.OriginalGlm)
-                throw new GlmException($"fill needs an original-GLM model (blank infilling); {glm.Source} has layout {glm.Config.Layout}.");
+            using var glm = model.Load(parse); // both fill methods refuse models that are not original GLM, naming the layout
             string filled = chosen == "search"
                 ? glm.FillBlanksLeftToRight(input, limit)
                 : await glm.FillBlanksAsync(input, new GenerationOptions { MaxNewTokens = limit }, ct);
