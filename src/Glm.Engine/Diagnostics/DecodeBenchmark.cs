@@ -35,10 +35,25 @@ public sealed record BenchmarkResult
     public IReadOnlyList<(DecodeSection Section, double MillisecondsPerToken, double CallsPerToken)> Profile { get; init; } = [];
     /// <summary>Mean decode step (ms) of the profiled run.</summary>
     public double ProfiledStepMilliseconds { get; init; } = double.NaN;
+    /// <summary>With <see cref="BenchmarkSettings.Profile"/>: the second run's prefill split by <see cref="DecodeSection"/>
+    /// (milliseconds and calls for the whole prompt); otherwise empty.</summary>
+    public IReadOnlyList<(DecodeSection Section, double Milliseconds, long Calls)> PrefillProfile { get; init; } = [];
+    /// <summary>The profiled run's prefill (ms).</summary>
+    public double ProfiledPrefillMilliseconds { get; init; } = double.NaN;
     /// <summary>Decode steps of the timed run that went through the fused single-sequence step (the rest took the tensor path).</summary>
     public long FusedDecodeSteps { get; init; }
     /// <summary>Decode steps of the timed run.</summary>
     public long DecodeSteps { get; init; }
+    /// <summary>GFLOP/s of the timed prefill in its linear layers (2 · prompt tokens · their weights, the head for the last
+    /// position only; attention scores not counted).</summary>
+    public double PrefillGFlops { get; init; } = double.NaN;
+    /// <summary>The cores' bf16 multiply-add ceiling measured in the same process (<see cref="MachineProbe.MeasureBf16Peak"/>),
+    /// for bf16 models on CPUs with AVX512_BF16; otherwise NaN.</summary>
+    public double Bf16PeakGFlops { get; init; } = double.NaN;
+    /// <summary>libtorch's GEMM on the prefill's largest linear shape in the model dtype (GFLOP/s, same process), or NaN.</summary>
+    public double GemmGFlops { get; init; } = double.NaN;
+    /// <summary>The shape <see cref="GemmGFlops"/> was measured on: (prompt tokens, inputs, outputs).</summary>
+    public (int M, int K, int N) GemmShape { get; init; }
 }
 
 /// <summary>Times prefill and greedy decode of random prompts, the way <c>glm bench</c> reports them.</summary>
@@ -76,15 +91,29 @@ public static class DecodeBenchmark
         if (settings.MeasureBandwidth) bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
 
         var profile = new List<(DecodeSection, double, double)>();
-        double profiledStep = double.NaN;
+        IReadOnlyList<(DecodeSection, double, long)> prefillProfile = [];
+        double profiledStep = double.NaN, profiledPrefill = double.NaN;
         if (settings.Profile && n > 1)
         {
-            progress?.Report("profiling a second decode run");
-            RunOnce(net, model, prompt, b, p, n, out _, out _, out var profiledDecode, profileDecode: true);
+            progress?.Report("profiling a second prefill and decode run");
+            RunOnce(net, model, prompt, b, p, n, out var profiledPrefillTime, out _, out var profiledDecode, profileDecode: true,
+                prefillSections: sections => prefillProfile = sections);
+            profiledPrefill = profiledPrefillTime.TotalMilliseconds;
             profiledStep = profiledDecode.TotalMilliseconds / (n - 1);
             foreach (var (section, seconds, calls) in DecodeProfiler.Snapshot())
                 profile.Add((section, seconds * 1e3 / (n - 1), calls / (double)(n - 1)));
             ct.ThrowIfCancellationRequested();
+        }
+
+        // The compute ceilings prefill is read against, measured after the timed runs so they do not warm or cool them.
+        double peak = double.NaN, gemm = double.NaN;
+        var cfg = model.Config;
+        var gemmShape = (M: b * p, K: cfg.HiddenSize, N: LargestLinearOutputs(cfg));
+        if (settings.MeasureBandwidth && model.Device.type == DeviceType.CPU)
+        {
+            progress?.Report("measuring the compute peak");
+            if (model.DType == ScalarType.BFloat16) peak = MachineProbe.MeasureBf16Peak(torch.get_num_threads());
+            gemm = MachineProbe.MeasureGemm(gemmShape.M, gemmShape.K, gemmShape.N, model.DType, seconds: 0.5, device: model.Device);
         }
 
         double bandwidth = bandwidths.Count > 0 ? bandwidths.Max() : double.NaN;
@@ -102,13 +131,31 @@ public static class DecodeBenchmark
             FractionOfRoofline = decodeSteps / (bandwidth * 1e9 / bytesPerToken),
             Profile = profile,
             ProfiledStepMilliseconds = profiledStep,
+            PrefillProfile = prefillProfile,
+            ProfiledPrefillMilliseconds = profiledPrefill,
             FusedDecodeSteps = fusedSteps,
             DecodeSteps = n - 1,
+            PrefillGFlops = b * (double)PrefillFlopsPerToken(cfg, p) * p / prefill.TotalSeconds / 1e9,
+            Bf16PeakGFlops = peak,
+            GemmGFlops = gemm,
+            GemmShape = gemmShape,
         };
     }
 
+    /// <summary>FLOPs of a prompt of <paramref name="promptTokens"/> in the linear layers, per token: every weight read per
+    /// decode step but the head, twice (multiply and add), plus the head's share for the one position whose logits are kept.</summary>
+    public static long PrefillFlopsPerToken(GlmConfig cfg, int promptTokens)
+    {
+        long head = (long)cfg.VocabSize * cfg.HiddenSize;
+        return 2 * (ModelPresets.ParametersReadPerToken(cfg) - head) + 2 * head / Math.Max(1, promptTokens);
+    }
+
+    // The MLP's first projection: gate and up fused (SwiGLU layouts) or one [ffn, hidden] matrix (original GLM's GELU MLP).
+    private static int LargestLinearOutputs(GlmConfig cfg) => cfg.Layout == GlmLayout.OriginalGlm ? cfg.FfnHiddenSize : 2 * cfg.FfnHiddenSize;
+
     private static void RunOnce(IDecoderNetwork net, GlmModel model, long[] prompt, int b, int p, int n,
-        out TimeSpan prefill, out TimeSpan firstToken, out TimeSpan decode, bool profileDecode = false)
+        out TimeSpan prefill, out TimeSpan firstToken, out TimeSpan decode, bool profileDecode = false,
+        Action<IReadOnlyList<(DecodeSection, double, long)>>? prefillSections = null)
     {
         model.ForwardGate.Wait();
         try
@@ -117,6 +164,8 @@ public static class DecodeBenchmark
             using var cache = net.CreateCache(b, p + n);
             var device = model.Device;
             var ids = prompt.Chunk(prompt.Length / b).SelectMany(row => row.Take(p)).ToArray();
+            DecodeProfiler.Reset();
+            DecodeProfiler.Enabled = prefillSections is not null;
             var sw = Stopwatch.StartNew();
             Tensor next;
             using (var scope = NewDisposeScope())
@@ -127,6 +176,7 @@ public static class DecodeBenchmark
             }
             prefill = sw.Elapsed;
             firstToken = sw.Elapsed;
+            prefillSections?.Invoke(DecodeProfiler.Snapshot().Select(x => (x.Section, x.Seconds * 1e3, x.Calls)).ToList());
             DecodeProfiler.Reset();
             DecodeProfiler.Enabled = profileDecode;
             sw.Restart();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Glm.Engine.Modeling.Kernels;
 using Glm.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -41,9 +42,40 @@ public static class MachineProbe
         {
             var sw = Stopwatch.StartNew();
             using var y = nn.functional.linear(a, w);
-            _ = y[0, 0].item<float>();
+            using var first = y[0, 0];
+            _ = first.ToSingle(); // any dtype
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         } while (total.Elapsed.TotalSeconds < seconds);
         return 2.0 * m * k * n / best / 1e9;
+    }
+
+    /// <summary>
+    /// The CPU's bf16 multiply-add ceiling in GFLOP/s: <paramref name="threads"/> cores each running independent
+    /// <c>vdpbf16ps</c> chains on registers at once (~0.1 s rounds), i.e. what no bf16 GEMM on these cores can
+    /// exceed; NaN where the CPU has no AVX512_BF16. Cores that share a clock budget slow each other down, so this is measured
+    /// with all of them busy, as a prefill keeps them; best of five rounds, because a VM sometimes takes a core away for part of one
+    /// (a 2-vCPU run once read half the usual rate).
+    /// </summary>
+    public static double MeasureBf16Peak(int threads, double secondsPerRound = 0.1)
+    {
+        if (!Bf16DotKernel.RunPeakLoop(1)) return double.NaN;
+        threads = Math.Max(1, threads);
+        const long Calibration = 1L << 20; // ≈ 4 ms on a 3.5 GHz core
+        var sw = Stopwatch.StartNew();
+        Bf16DotKernel.RunPeakLoop(Calibration);
+        long iterations = Math.Max(Calibration, (long)(Calibration / Math.Max(1e-6, sw.Elapsed.TotalSeconds) * secondsPerRound));
+        double best = 0;
+        for (int round = 0; round < 5; round++)
+        {
+            var elapsed = new double[threads];
+            KernelWorkers.Run(threads, t =>
+            {
+                var own = Stopwatch.StartNew();
+                Bf16DotKernel.RunPeakLoop(iterations);
+                elapsed[t] = own.Elapsed.TotalSeconds;
+            });
+            best = Math.Max(best, threads * iterations * (double)Bf16DotKernel.PeakFlopsPerIteration / elapsed.Max() / 1e9);
+        }
+        return best;
     }
 }

@@ -218,7 +218,7 @@ internal sealed class ChatGlmBlock : nn.Module
         var qkv = _qkv.Linear(h);
         DecodeProfiler.Stop(DecodeSection.QkvProjection, t);
         t = DecodeProfiler.Start();
-        bool rotated = rope.TryApplyInPlace(qkv, nh + g, d, positionIds); // one decode token: Q and K heads rotated in qkv
+        bool rotated = rope.TryApplyInPlace(qkv, nh + g, d, positionIds); // Q and K heads rotated in qkv (managed loop)
         var q = qkv.narrow(2, 0, nh * d).view(b, s, nh, d).transpose(1, 2);
         var k = qkv.narrow(2, nh * d, g * d).view(b, s, g, d).transpose(1, 2);
         var v = qkv.narrow(2, (nh + g) * d, g * d).view(b, s, g, d).transpose(1, 2);

@@ -63,8 +63,8 @@ internal sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
-    /// For one decode token: rotates Q and K in place inside the fused <paramref name="qkv"/> [b, 1, heads·d] (the first
-    /// <paramref name="rotatedHeads"/> heads), for <paramref name="positionIds"/> [b, 1]. False (nothing changed) when the
+    /// Rotates Q and K in place inside the fused <paramref name="qkv"/> [b, s, heads·d] (the first
+    /// <paramref name="rotatedHeads"/> heads), for <paramref name="positionIds"/> [b, s]. False (nothing changed) when the
     /// managed kernel does not apply; then use <see cref="Apply"/>.
     /// </summary>
     public bool TryApplyInPlace(Tensor qkv, int rotatedHeads, int headDim, Tensor positionIds) =>

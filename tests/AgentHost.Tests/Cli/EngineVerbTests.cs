@@ -87,7 +87,21 @@ public class EngineVerbTests : IDisposable
         var r = await Run("bench", "--model", "random:glm4-tiny", "--prompt-tokens", "4", "--new-tokens", "4", "--batch", batch);
         Assert.Equal(0, r.Code);
         Assert.Contains("roofline", r.Out);
+        Assert.Contains("prefill compute: ", r.Out); // prefill GFLOP/s against a GEMM measured in the same process
         Assert.Contains(expected, r.Out);
+    }
+
+    [Fact]
+    public async Task BenchProfileSplitsThePrefillAndTheDecodeSteps()
+    {
+        var r = await Run("bench", "--model", "random:glm4-tiny", "--dtype", "bf16", "--prompt-tokens", "8", "--new-tokens", "4", "--profile");
+        Assert.Equal(0, r.Code);
+        Assert.Contains("prefill profile (second run", r.Out);
+        Assert.Contains("decode profile (second run", r.Out);
+        var prefillSection = r.Out[r.Out.IndexOf("prefill profile", StringComparison.Ordinal)..r.Out.IndexOf("decode profile", StringComparison.Ordinal)];
+        // Calls are counted for the whole prompt: 2 layers × 2 norms + the final norm, 2 layers × 2 MLP projections.
+        Assert.Matches(@"Norm\s+[\d.]+\s+[\d.]+ %\s+5\n", prefillSection);
+        Assert.Matches(@"MlpProjections\s+[\d.]+\s+[\d.]+ %\s+4\n", prefillSection);
     }
 
     [Fact]

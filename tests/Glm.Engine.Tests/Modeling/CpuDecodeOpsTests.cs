@@ -18,14 +18,15 @@ public class CpuDecodeOpsTests
     [InlineData(ScalarType.Float16, false)]
     [InlineData(ScalarType.Float16, true)]
     [InlineData(ScalarType.Float32, false)]
-    public void RmsNormMatchesTheReference(ScalarType dtype, bool castBeforeWeight)
+    [InlineData(ScalarType.BFloat16, false, 300, 1536)] // a prompt: 600 rows, split across threads
+    public void RmsNormMatchesTheReference(ScalarType dtype, bool castBeforeWeight, int tokens = 1, int hidden = 320)
     {
         Runtime.TorchRuntime.EnsureInitialized();
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         manual_seed(11);
-        var x = (randn(3, 1, 320) * 2).to(dtype);
-        var w = (1 + 0.1 * randn(320)).to(dtype);
+        var x = (randn(3, tokens, hidden) * 2).to(dtype);
+        var w = (1 + 0.1 * randn(hidden)).to(dtype);
         var expected = ChatGlmModel.ReferenceRmsNorm(x, w, 1.5625e-7, castBeforeWeight);
         var actual = CpuDecodeOps.TryRmsNorm(x, w, 1.5625e-7, castBeforeWeight);
         AssertClose(expected, actual, dtype);
@@ -35,7 +36,9 @@ public class CpuDecodeOpsTests
     [InlineData(ScalarType.BFloat16)]
     [InlineData(ScalarType.Float16)]
     [InlineData(ScalarType.Float32)]
-    public void RotaryInPlaceEqualsTheReferenceBitForBit(ScalarType dtype)
+    [InlineData(ScalarType.BFloat16, 300)] // a prompt: 600 rows with expanded [b, s] positions, split across threads
+    [InlineData(ScalarType.Float16, 7)]
+    public void RotaryInPlaceEqualsTheReferenceBitForBit(ScalarType dtype, int tokens = 1)
     {
         Runtime.TorchRuntime.EnsureInitialized();
         using var scope = NewDisposeScope();
@@ -43,18 +46,24 @@ public class CpuDecodeOpsTests
         manual_seed(12);
         const int heads = 4, kvHeads = 2, d = 128, rotary = 64;
         using var rope = new RotaryEmbedding(rotary, 10000.0 * 500, 512, dtype, CPU);
-        var qkv = (randn(2, 1, (heads + 2 * kvHeads) * d) * 3).to(dtype);
-        var positions = tensor(new long[] { 5, 300 }, new long[] { 2, 1 });
+        var qkv = (randn(2, tokens, (heads + 2 * kvHeads) * d) * 3).to(dtype);
+        var positions = tokens == 1
+            ? tensor(new long[] { 5, 300 }, new long[] { 2, 1 })
+            : arange(200, 200 + tokens, dtype: ScalarType.Int64).view(1, tokens).expand(2, tokens); // as a prompt's positions
         var (cos, sin) = rope.Gather(positions);
-        var q = rope.Apply(qkv.narrow(2, 0, heads * d).view(2, 1, heads, d).transpose(1, 2), cos, sin);
-        var k = rope.Apply(qkv.narrow(2, heads * d, kvHeads * d).view(2, 1, kvHeads, d).transpose(1, 2), cos, sin);
+        var q = rope.Apply(qkv.narrow(2, 0, heads * d).view(2, tokens, heads, d).transpose(1, 2), cos, sin);
+        var k = rope.Apply(qkv.narrow(2, heads * d, kvHeads * d).view(2, tokens, kvHeads, d).transpose(1, 2), cos, sin);
         var v = qkv.narrow(2, (heads + kvHeads) * d, kvHeads * d).clone();
 
         Assert.True(rope.TryApplyInPlace(qkv, heads + kvHeads, d, positions));
-        Assert.True(q.eq(qkv.narrow(2, 0, heads * d).view(2, 1, heads, d).transpose(1, 2)).all().item<bool>());
-        Assert.True(k.eq(qkv.narrow(2, heads * d, kvHeads * d).view(2, 1, kvHeads, d).transpose(1, 2)).all().item<bool>());
+        Assert.True(q.eq(qkv.narrow(2, 0, heads * d).view(2, tokens, heads, d).transpose(1, 2)).all().item<bool>());
+        Assert.True(k.eq(qkv.narrow(2, heads * d, kvHeads * d).view(2, tokens, kvHeads, d).transpose(1, 2)).all().item<bool>());
         Assert.True(v.eq(qkv.narrow(2, (heads + kvHeads) * d, kvHeads * d)).all().item<bool>()); // V is not rotated
-        Assert.False(rope.TryApplyInPlace(qkv, heads + kvHeads, d, tensor(new long[] { 5, 512 }, new long[] { 2, 1 }))); // past the table
+        var beyond = positions.contiguous().clone();
+        beyond.view(-1)[2 * tokens - 1].fill_(512); // the last row's position is past the table
+        var before = qkv.clone();
+        Assert.False(rope.TryApplyInPlace(qkv, heads + kvHeads, d, beyond));
+        Assert.True(before.eq(qkv).all().item<bool>()); // nothing rotated
     }
 
     [Theory]

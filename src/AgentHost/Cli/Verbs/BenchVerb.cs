@@ -24,7 +24,7 @@ internal static class BenchVerb
         {
             Description = "After the timed run, decode again with each part of the step timed (matrix products, norms, rotary, attention, …) and print where a token's time goes.",
         };
-        var cmd = new Command("bench", "Measure prefill and decode tokens/s, time to first token, peak memory and the fraction of the decode roofline.");
+        var cmd = new Command("bench", "Measure prefill and decode tokens/s, time to first token, peak memory, the fraction of the decode roofline and prefill's fraction of the compute peak.");
         model.AddTo(cmd);
         cmd.Add(promptTokens);
         cmd.Add(newTokens);
@@ -62,6 +62,12 @@ internal static class BenchVerb
                 r.ReadBandwidthSamplesGBs.Count > 1
                     ? " (larger of " + string.Join(" before and ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv))) + " after the decode)"
                     : ""));
+            if (!double.IsNaN(r.GemmGFlops))
+                console.Out.WriteLine(string.Format(inv, "prefill compute: {0:F1} GFLOP/s in the linear layers{1}   libtorch GEMM [{2}×{3}]·[{3}×{4}] {5}: {6:F1} GFLOP/s (prefill = {7:P1} of it)",
+                    r.PrefillGFlops,
+                    double.IsNaN(r.Bf16PeakGFlops) ? "" : string.Format(inv, " = {0:P1} of the bf16 peak ({1:F1} GFLOP/s: vdpbf16ps on {2} threads)",
+                        r.PrefillGFlops / r.Bf16PeakGFlops, r.Bf16PeakGFlops, TorchSharp.torch.get_num_threads()),
+                    r.GemmShape.M, r.GemmShape.K, r.GemmShape.N, GlmModel.DTypeName(glm.DType), r.GemmGFlops, r.PrefillGFlops / r.GemmGFlops));
             console.Out.WriteLine(r.FusedDecodeSteps == r.DecodeSteps
                 ? "decode path: fused single-sequence step (buffers allocated once per model)"
                 : r.FusedDecodeSteps == 0 ? "decode path: tensor ops (the fused step does not apply to this model, batch or device)"
@@ -75,6 +81,17 @@ internal static class BenchVerb
     private static void PrintProfile(CliConsole console, BenchmarkResult r)
     {
         var inv = CultureInfo.InvariantCulture;
+        if (r.PrefillProfile.Count > 0)
+        {
+            double total = r.ProfiledPrefillMilliseconds;
+            var sections = r.PrefillProfile.Where(p => p.Section != DecodeSection.GemvInnerLoops && p.Calls > 0).ToList();
+            console.Out.WriteLine(string.Format(inv, "prefill profile (second run, {0:F1} ms for the prompt):", total));
+            console.Out.WriteLine("  section                          ms   share   calls");
+            foreach (var (section, ms, calls) in sections)
+                console.Out.WriteLine(string.Format(inv, "  {0,-26} {1,9:F1} {2,7:P1} {3,7}", section, ms, ms / total, calls));
+            double rest = total - sections.Sum(p => p.Milliseconds);
+            console.Out.WriteLine(string.Format(inv, "  {0,-26} {1,9:F1} {2,7:P1}", "(outside sections)", rest, rest / total));
+        }
         double step = r.ProfiledStepMilliseconds;
         var timed = r.Profile.Where(p => p.Section != DecodeSection.GemvInnerLoops).ToList();
         double inner = r.Profile.First(p => p.Section == DecodeSection.GemvInnerLoops).MillisecondsPerToken;

@@ -137,14 +137,43 @@ internal static unsafe class Bf16DotKernel
         0x0F, 0x85, 0x8A, 0xFB, 0xFF, 0xFF, 0x41, 0x5F, 0x41, 0x5E, 0x41, 0x5D, 0x41, 0x5C, 0x5D, 0x5B, 0xC5, 0xF8, 0x77, 0xC3,
     ];
 
+    /// <summary>
+    /// peak(iterations): 12 independent <c>vdpbf16ps</c> chains on registers, iterations × 12 instructions, no memory access —
+    /// the machine's bf16 multiply-add ceiling that prefill is measured against (<see cref="Diagnostics.MachineProbe"/>).
+    /// Assembled with GNU as from:
+    /// <code>
+    ///   vpxord zmm0..zmm12 (each with itself); test rdi,rdi; jz done
+    /// loop: vdpbf16ps zmm(j),zmm0,zmm0 for j = 1..12; dec rdi; jnz loop
+    /// done: vzeroupper; ret
+    /// </code>
+    /// </summary>
+    private static ReadOnlySpan<byte> PeakCode =>
+    [
+        0x62, 0xF1, 0x7D, 0x48, 0xEF, 0xC0, 0x62, 0xF1, 0x75, 0x48, 0xEF, 0xC9, 0x62, 0xF1, 0x6D, 0x48, 0xEF, 0xD2,
+        0x62, 0xF1, 0x65, 0x48, 0xEF, 0xDB, 0x62, 0xF1, 0x5D, 0x48, 0xEF, 0xE4, 0x62, 0xF1, 0x55, 0x48, 0xEF, 0xED,
+        0x62, 0xF1, 0x4D, 0x48, 0xEF, 0xF6, 0x62, 0xF1, 0x45, 0x48, 0xEF, 0xFF, 0x62, 0x51, 0x3D, 0x48, 0xEF, 0xC0,
+        0x62, 0x51, 0x35, 0x48, 0xEF, 0xC9, 0x62, 0x51, 0x2D, 0x48, 0xEF, 0xD2, 0x62, 0x51, 0x25, 0x48, 0xEF, 0xDB,
+        0x62, 0x51, 0x1D, 0x48, 0xEF, 0xE4, 0x48, 0x85, 0xFF, 0x74, 0x4D, 0x62, 0xF2, 0x7E, 0x48, 0x52, 0xC8, 0x62,
+        0xF2, 0x7E, 0x48, 0x52, 0xD0, 0x62, 0xF2, 0x7E, 0x48, 0x52, 0xD8, 0x62, 0xF2, 0x7E, 0x48, 0x52, 0xE0, 0x62,
+        0xF2, 0x7E, 0x48, 0x52, 0xE8, 0x62, 0xF2, 0x7E, 0x48, 0x52, 0xF0, 0x62, 0xF2, 0x7E, 0x48, 0x52, 0xF8, 0x62,
+        0x72, 0x7E, 0x48, 0x52, 0xC0, 0x62, 0x72, 0x7E, 0x48, 0x52, 0xC8, 0x62, 0x72, 0x7E, 0x48, 0x52, 0xD0, 0x62,
+        0x72, 0x7E, 0x48, 0x52, 0xD8, 0x62, 0x72, 0x7E, 0x48, 0x52, 0xE0, 0x48, 0xFF, 0xCF, 0x75, 0xB3, 0xC5, 0xF8,
+        0x77, 0xC3,
+    ];
+
     /// <summary>Offset of <see cref="TileCode"/> in the code page (after <see cref="RowsCode"/>, 64-byte aligned).</summary>
     private const int TileOffset = 256;
 
-    private static readonly (nint Rows, nint Tile) Code = Load();
+    /// <summary>Offset of <see cref="PeakCode"/> in the code page (after <see cref="TileCode"/>).</summary>
+    private const int PeakOffset = 2048;
+
+    private static readonly (nint Rows, nint Tile, nint Peak) Code = Load();
     private static readonly delegate* unmanaged<ushort*, long, ushort*, long, float*, long, void> Rows =
         (delegate* unmanaged<ushort*, long, ushort*, long, float*, long, void>)Code.Rows;
     private static readonly delegate* unmanaged<ushort*, long, ushort*, long, float*, long, long, ushort*, void> Tile =
         (delegate* unmanaged<ushort*, long, ushort*, long, float*, long, long, ushort*, void>)Code.Tile;
+
+    private static readonly delegate* unmanaged<long, void> Peak = (delegate* unmanaged<long, void>)Code.Peak;
 
     /// <summary>True where the CPU has AVX512_BF16 and the code page could be made executable.</summary>
     public static bool IsSupported => Rows != null;
@@ -188,6 +217,18 @@ internal static unsafe class Bf16DotKernel
             for (int m = 0; m < 4; m++) Rows(w + r * k, k * sizeof(ushort), x + m * k, k / 64, y + m * ldy + r, 1);
     }
 
+    /// <summary>Multiply-add operations (FLOPs) one call of <see cref="RunPeakLoop"/> does per iteration: 12 instructions × 32 products × 2.</summary>
+    public const long PeakFlopsPerIteration = 12 * 32 * 2;
+
+    /// <summary>Runs the register-only <c>vdpbf16ps</c> loop for <paramref name="iterations"/> (throughput probe); false where
+    /// the kernel is not supported.</summary>
+    public static bool RunPeakLoop(long iterations)
+    {
+        if (Peak == null) return false;
+        Peak(iterations);
+        return true;
+    }
+
     /// <summary>fp32 → bf16 bits when all of <paramref name="x"/>'s low 16 bits are zero (the values are bf16); else false.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static bool TryPack(float* x, ushort* packed, long k)
@@ -202,18 +243,20 @@ internal static unsafe class Bf16DotKernel
         return (lowBits & Vector512.Create(0xFFFFu)) == Vector512<uint>.Zero;
     }
 
-    private static (nint Rows, nint Tile) Load()
+    private static (nint Rows, nint Tile, nint Peak) Load()
     {
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !Avx512F.IsSupported) return (0, 0);
-        if (((X86Base.CpuId(7, 1).Eax >> 5) & 1) == 0) return (0, 0); // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !Avx512F.IsSupported) return (0, 0, 0);
+        if (((X86Base.CpuId(7, 1).Eax >> 5) & 1) == 0) return (0, 0, 0); // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
+        if (TileOffset + TileCode.Length > PeakOffset || PeakOffset + PeakCode.Length > 4096) return (0, 0, 0); // layout guard
         const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
         const nuint PageSize = 4096;
         nint page = mmap(0, PageSize, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (page == -1) return (0, 0);
+        if (page == -1) return (0, 0, 0);
         RowsCode.CopyTo(new Span<byte>((void*)page, RowsCode.Length));
         TileCode.CopyTo(new Span<byte>((void*)(page + TileOffset), TileCode.Length));
-        if (mprotect(page, PageSize, ProtRead | ProtExec) != 0) { munmap(page, PageSize); return (0, 0); }
-        return (page, page + TileOffset); // kept for the process's life
+        PeakCode.CopyTo(new Span<byte>((void*)(page + PeakOffset), PeakCode.Length));
+        if (mprotect(page, PageSize, ProtRead | ProtExec) != 0) { munmap(page, PageSize); return (0, 0, 0); }
+        return (page, page + TileOffset, page + PeakOffset); // kept for the process's life
     }
 
     [DllImport("libc", SetLastError = true)] private static extern nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);

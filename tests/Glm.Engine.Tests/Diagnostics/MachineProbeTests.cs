@@ -1,0 +1,36 @@
+using Glm.Engine.Diagnostics;
+using Glm.Engine.Modeling;
+using Glm.Engine.Modeling.Kernels;
+
+namespace Glm.Engine.Tests.Diagnostics;
+
+/// <summary>The figures <c>glm bench</c> reads prefill against: its FLOP count and the measured compute peak.</summary>
+public class MachineProbeTests
+{
+    [Fact]
+    public void PrefillFlopsCountEveryLinearWeightOnceAndTheHeadForTheLastPositionOnly()
+    {
+        var c = ModelPresets.Get("glm4-bench");
+        long h = c.HiddenSize, qkv = (long)(c.NumHeads + 2 * c.NumKvHeads) * c.HeadDim, f = c.FfnHiddenSize;
+        long perLayer = h * qkv + qkv + h * h + h * 2 * f + f * h + 2 * h; // QKV (+ bias), dense, gate/up, down, two norms
+        long body = c.NumLayers * perLayer + h;                             // + the final norm
+        long head = (long)c.VocabSize * h;
+        Assert.Equal(534_877_696, body); // the 585,209,344 read per token, less the 32768 × 1536 head
+        Assert.Equal(2 * body + 2 * head / 128, DecodeBenchmark.PrefillFlopsPerToken(c, 128));
+        Assert.Equal(2 * body + 2 * head, DecodeBenchmark.PrefillFlopsPerToken(c, 1)); // one token: a decode step's work
+    }
+
+    [Fact]
+    public void Bf16PeakIsAPlausibleRateWhereTheCpuHasAvx512Bf16()
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        double peak = MachineProbe.MeasureBf16Peak(threads: 1, secondsPerRound: 0.02);
+        if (!Bf16DotKernel.IsSupported)
+        {
+            Assert.True(double.IsNaN(peak));
+            return;
+        }
+        // One core: 32 products per instruction at ≥ 1 instruction per 4 cycles of a ≥ 1 GHz clock, at most 4 per cycle at 6 GHz.
+        Assert.InRange(peak, 16, 32 * 2 * 4 * 6.0);
+    }
+}
