@@ -113,7 +113,7 @@ public static class DecodeBenchmark
         {
             progress?.Report("measuring the compute peak");
             if (model.DType == ScalarType.BFloat16) peak = MachineProbe.MeasureBf16Peak(torch.get_num_threads());
-            gemm = MachineProbe.MeasureGemm(gemmShape.M, gemmShape.K, gemmShape.N, model.DType, seconds: 0.5, device: model.Device);
+            gemm = MachineProbe.MeasureGemm(gemmShape.M, gemmShape.K, gemmShape.N, PrefillGemmType(model.DType), seconds: 0.5, device: model.Device);
         }
 
         double bandwidth = bandwidths.Count > 0 ? bandwidths.Max() : double.NaN;
@@ -149,6 +149,10 @@ public static class DecodeBenchmark
         long head = (long)cfg.VocabSize * cfg.HiddenSize;
         return 2 * (ModelPresets.ParametersReadPerToken(cfg) - head) + 2 * head / Math.Max(1, promptTokens);
     }
+
+    /// <summary>The dtype a prompt's GEMMs run in on the CPU: fp16 weights are widened to fp32 for the call (libtorch has no fast
+    /// fp16 GEMM there), everything else runs in its own dtype.</summary>
+    public static ScalarType PrefillGemmType(ScalarType dtype) => dtype == ScalarType.Float16 ? ScalarType.Float32 : dtype;
 
     // The MLP's first projection: gate and up fused (SwiGLU layouts) or one [ffn, hidden] matrix (original GLM's GELU MLP).
     private static int LargestLinearOutputs(GlmConfig cfg) => cfg.Layout == GlmLayout.OriginalGlm ? cfg.FfnHiddenSize : 2 * cfg.FfnHiddenSize;

@@ -67,7 +67,7 @@ internal static class BenchVerb
                     r.PrefillGFlops,
                     double.IsNaN(r.Bf16PeakGFlops) ? "" : string.Format(inv, " = {0:P1} of the bf16 peak ({1:F1} GFLOP/s: vdpbf16ps on {2} threads)",
                         r.PrefillGFlops / r.Bf16PeakGFlops, r.Bf16PeakGFlops, TorchSharp.torch.get_num_threads()),
-                    r.GemmShape.M, r.GemmShape.K, r.GemmShape.N, GlmModel.DTypeName(glm.DType), r.GemmGFlops, r.PrefillGFlops / r.GemmGFlops));
+                    r.GemmShape.M, r.GemmShape.K, r.GemmShape.N, GlmModel.DTypeName(DecodeBenchmark.PrefillGemmType(glm.DType)), r.GemmGFlops, r.PrefillGFlops / r.GemmGFlops));
             console.Out.WriteLine(r.FusedDecodeSteps == r.DecodeSteps
                 ? "decode path: fused single-sequence step (buffers allocated once per model)"
                 : r.FusedDecodeSteps == 0 ? "decode path: tensor ops (the fused step does not apply to this model, batch or device)"
