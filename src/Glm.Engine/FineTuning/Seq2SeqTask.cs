@@ -16,6 +16,8 @@ public sealed record Seq2SeqEvalOptions
     public int MaxNewTokens { get; init; } = 64;
     /// <summary>Generate for at most this many validation examples (the first ones); 0 = no generation (loss only).</summary>
     public int GenerateLimit { get; init; } = 100;
+    /// <summary>Greedy generation never repeats an n-gram of its own output of this size (<see cref="Generation.NoRepeatNgram"/>); 0 = off.</summary>
+    public int NoRepeatNgram { get; init; }
 
     /// <summary>Checks the fields; throws naming field and value.</summary>
     public void Validate()
@@ -23,6 +25,7 @@ public sealed record Seq2SeqEvalOptions
         if (PrimaryMetric is not ("rouge_l" or "loss")) throw new GlmException($"seq2seq metric '{PrimaryMetric}'; expected rouge_l or loss.");
         if (MaxNewTokens < 1) throw new GlmException($"seq2seq MaxNewTokens = {MaxNewTokens}; expected ≥ 1.");
         if (GenerateLimit < 0) throw new GlmException($"seq2seq GenerateLimit = {GenerateLimit}; expected ≥ 0.");
+        if (NoRepeatNgram < 0) throw new GlmException($"seq2seq NoRepeatNgram = {NoRepeatNgram}; expected 0 (off) or an n-gram size ≥ 1.");
         if (PrimaryMetric == "rouge_l" && GenerateLimit == 0) throw new GlmException("seq2seq metric rouge_l needs GenerateLimit ≥ 1 (generation); use metric loss to skip generation.");
     }
 }
@@ -136,7 +139,7 @@ public sealed class Seq2SeqTask : FineTuningTask
             var tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; seq2seq generation metrics need one to decode text.");
             foreach (var sample in samples.Take(options.GenerateLimit))
             {
-                var ids = GreedyBlank(model, sample.PartA, options.MaxNewTokens);
+                var ids = GreedyBlank(model, sample.PartA, options.MaxNewTokens, options.NoRepeatNgram);
                 predictions.Add(new Seq2SeqPrediction(sample.Source, sample.Reference, tokenizer.Decode(ids, skipSpecialTokens: true)));
             }
             var hyps = predictions.Select(p => p.Hypothesis).ToList();
@@ -163,8 +166,9 @@ public sealed class Seq2SeqTask : FineTuningTask
     /// <summary>
     /// Greedy Part-B generation for <paramref name="partA"/> (as <see cref="GlmModel.GenerateBlank(IReadOnlyList{int}, Generation.GenerationOptions?)"/>
     /// with greedy decoding, KV cache, stop at eop) without taking the model's gate, so it can run inside a fine-tuning run.
+    /// With <paramref name="noRepeatNgram"/> &gt; 0 the argmax skips tokens that would repeat an n-gram of the output so far.
     /// </summary>
-    internal static int[] GreedyBlank(GlmModel model, int[] partA, int maxNewTokens)
+    internal static int[] GreedyBlank(GlmModel model, int[] partA, int maxNewTokens, int noRepeatNgram = 0)
     {
         var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens; generation needs sop and eop.");
         int mask = Array.FindIndex(partA, tokens.MaskIds.Contains);
@@ -187,7 +191,7 @@ public sealed class Seq2SeqTask : FineTuningTask
             positions[n + n - 1] = 1;
             var logits = network.Forward(tensor(ids, new long[] { 1, n }, device: device), tensor(positions, new long[] { 1, 2, n }, device: device),
                 cache, GlmTrainingStep.SepMask([partA.Length], n, device), lastOnly: true);
-            next = (int)logits.view(-1).argmax().item<long>();
+            next = Pick(logits, result, noRepeatNgram);
         }
         while (next != tokens.Eop && result.Count < budget)
         {
@@ -196,9 +200,20 @@ public sealed class Seq2SeqTask : FineTuningTask
             using var scope = NewDisposeScope();
             var logits = network.Forward(tensor(new long[] { next }, new long[] { 1, 1 }, device: device),
                 tensor(new long[] { mask, result.Count + 1 }, new long[] { 1, 2, 1 }, device: device), cache, null, lastOnly: true);
-            next = (int)logits.view(-1).argmax().item<long>();
+            next = Pick(logits, result, noRepeatNgram);
         }
         return result.ToArray();
+    }
+
+    // The argmax of the last position's logits, on the device unless n-gram blocking has something to block.
+    private static int Pick(Tensor logits, List<int> generated, int noRepeatNgram)
+    {
+        var banned = Generation.NoRepeatNgram.Banned(generated, noRepeatNgram);
+        if (banned.Count == 0) return (int)logits.view(-1).argmax().item<long>();
+        using var row = logits.view(-1).to(ScalarType.Float32).cpu();
+        var values = row.data<float>().ToArray();
+        Generation.NoRepeatNgram.Apply(values, banned);
+        return Generation.TokenSampler.ArgMax(values);
     }
 
     /// <summary>Encodes examples with <paramref name="encoder"/> (all tokenization problems surface before training).</summary>

@@ -40,6 +40,11 @@ public sealed class Seq2SeqVerbTests : IDisposable
         Assert.True(ev.Code == 0, ev.Err + ev.Out);
         foreach (var expected in new[] { "loss:", "perplexity:", "rouge_l:", "bleu:", "reference: 飞行器姿态控制", "generated:" })
             Assert.Contains(expected, ev.Out);
+        var blocked = await Run("eval", "--model", BundledModel, "--task", "seq2seq", "--data", data, "--max-new-tokens", "6", "--no-repeat-ngram", "2");
+        Assert.True(blocked.Code == 0, blocked.Err + blocked.Out);
+        var negative = await Run("eval", "--model", BundledModel, "--task", "seq2seq", "--data", data, "--no-repeat-ngram", "-1");
+        Assert.Contains("--no-repeat-ngram -1: expected 0 (off) or an n-gram size ≥ 1.", negative.Err);
+        Assert.DoesNotContain("   at ", negative.Err);
 
         // Full fine-tuning on TSV with the classical-modern header, loss as the validation metric (no generation).
         string tsv = Write("cm.tsv", "classical\tmodern", "言至德所被也。\t这是讲至上之德所达到的。", "戒慎之至也。\t这是指要加以警戒和慎重。");

@@ -126,6 +126,46 @@ public sealed class Seq2SeqTests : IDisposable
     }
 
     [Fact]
+    public void NoRepeatNgramBansExactlyTheContinuationsOfEarlierOccurrences()
+    {
+        Assert.Empty(Generation.NoRepeatNgram.Banned([1, 2, 1, 2], 0)); // off
+        Assert.Equal([3], Generation.NoRepeatNgram.Banned([1, 2, 3, 1, 2], 3)); // "1 2" was followed by 3
+        Assert.Equal([3, 4], Generation.NoRepeatNgram.Banned([1, 2, 3, 1, 2, 4, 9, 1, 2], 3).Order());
+        Assert.Empty(Generation.NoRepeatNgram.Banned([1, 2, 3, 2, 1], 3)); // "2 1" never occurred before
+        Assert.Equal([5], Generation.NoRepeatNgram.Banned([5, 5], 2)); // "5 5" again would repeat a bigram
+        Assert.Equal([7, 8], Generation.NoRepeatNgram.Banned([7, 8, 7], 1).Order()); // unigrams: everything generated
+        Assert.Empty(Generation.NoRepeatNgram.Banned([4], 3)); // too short for a 3-gram
+        Assert.Throws<ArgumentOutOfRangeException>(() => Generation.NoRepeatNgram.Banned([1], -1));
+        Assert.Contains("NoRepeatNgram = -2", Assert.Throws<GlmException>(() => new Seq2SeqEvalOptions { NoRepeatNgram = -2 }.Validate()).Message);
+    }
+
+    [Fact]
+    public void GreedyBlankWithNgramBlockingNeverRepeatsAnNgramOfItsOutput()
+    {
+        var tokenizer = new CharTestTokenizer();
+        var encoder = new Seq2SeqEncoder { MaxLength = 64, MaxTargetTokens = 8 };
+        using var model = GlmBlockTestSupport.Model(seed: 9, tokenizer: tokenizer);
+        int looping = 0;
+        foreach (var source in new[] { "abcab", "jjjjj", "acegi", "bdfhj", "aaaab", "hgfed" })
+        {
+            var partA = Seq2SeqTask.Encode(tokenizer, encoder, [new Seq2SeqExample(source, "x", "t", 1)])[0].PartA;
+            var plain = Seq2SeqTask.GreedyBlank(model, partA, 30);
+            var blocked = Seq2SeqTask.GreedyBlank(model, partA, 30, noRepeatNgram: 2);
+            if (HasRepeatedNgram(plain, 2)) looping++;
+            Assert.False(HasRepeatedNgram(blocked, 2), $"{source}: {string.Join(' ', blocked)}");
+            // Both follow the same argmax path until plain decoding picks a token that repeats a bigram: that is where they part.
+            int same = 0;
+            while (same < Math.Min(plain.Length, blocked.Length) && plain[same] == blocked[same]) same++;
+            if (same < plain.Length) Assert.True(HasRepeatedNgram(plain[..(same + 1)], 2), $"{source}: blocking changed token {same}, which repeated nothing");
+            else Assert.Equal(plain, blocked);
+        }
+        Assert.True(looping > 0, "the random tiny model should loop without blocking on some of these sources (else the test proves nothing)");
+
+        static bool HasRepeatedNgram(int[] ids, int n) =>
+            Enumerable.Range(0, Math.Max(0, ids.Length - n + 1)).Select(i => string.Join(',', ids[i..(i + n)])).GroupBy(g => g).Any(g => g.Count() > 1);
+    }
+
+    [Fact]
     public void Seq2SeqResumesExactlyAndTrainsAllWeights()
     {
         var encoder = new Seq2SeqEncoder { MaxLength = 24, MaxTargetTokens = 4 };

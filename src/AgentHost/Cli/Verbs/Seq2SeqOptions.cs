@@ -22,6 +22,10 @@ internal sealed class Seq2SeqOptions
     public Option<string> Truncate { get; } = new("--truncate") { DefaultValueFactory = _ => "right", Description = "seq2seq: which end of a too-long source is cut: right (keep the beginning) or left (keep the end)." };
     public Option<string> Metric { get; } = new("--metric") { DefaultValueFactory = _ => "rouge_l", Description = "seq2seq validation metric for best/ and early stopping: rouge_l (greedy generation) or loss." };
     public Option<int> MaxNewTokens { get; } = new("--max-new-tokens") { DefaultValueFactory = _ => 64, Description = "seq2seq: greedy generation budget per example." };
+    public Option<int> NoRepeatNgram { get; } = new("--no-repeat-ngram")
+    {
+        Description = "seq2seq: greedy generation never repeats an n-gram of its own output of this many tokens (e.g. 3; breaks loops like 御御御…); 0 = off.",
+    };
     public Option<int> GenerateLimit { get; } = new("--generate-limit")
     {
         Description = "seq2seq: generate for the first N validation examples (finetune default 100, eval default all; 0 = loss only).",
@@ -29,7 +33,7 @@ internal sealed class Seq2SeqOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { SourceField, TargetField, MaxLength, MaxTargetTokens, Truncate, Metric, MaxNewTokens, GenerateLimit })
+        foreach (var o in new Option[] { SourceField, TargetField, MaxLength, MaxTargetTokens, Truncate, Metric, MaxNewTokens, NoRepeatNgram, GenerateLimit })
             command.Add(o);
     }
 
@@ -57,11 +61,13 @@ internal sealed class Seq2SeqOptions
     public Seq2SeqEvalOptions EvalOptions(ParseResult parse, int defaultLimit)
     {
         int limit = parse.GetResult(GenerateLimit) is null ? defaultLimit : parse.GetValue(GenerateLimit);
+        if (parse.GetValue(NoRepeatNgram) is var n and < 0) throw new GlmException($"--no-repeat-ngram {n}: expected 0 (off) or an n-gram size ≥ 1.");
         string metric = parse.GetValue(Metric)!;
         var o = new Seq2SeqEvalOptions
         {
             PrimaryMetric = limit == 0 && parse.GetResult(Metric) is null ? "loss" : metric,
             MaxNewTokens = parse.GetValue(MaxNewTokens),
+            NoRepeatNgram = parse.GetValue(NoRepeatNgram),
             GenerateLimit = limit < 0 ? int.MaxValue : limit,
         };
         o.Validate();
