@@ -17,11 +17,14 @@ public unsafe class Bf16DotKernelTests
         return (w, x);
     }
 
-    [Fact]
-    public void RowsEqualTheExactDotProductsUpToFp32Summation()
+    [Theory]
+    [InlineData(192)]
+    [InlineData(4608)] // three K-blocks of 1,536
+    [InlineData(2112)] // two unequal K-blocks (1,088 + 1,024)
+    public void RowsEqualTheExactDotProductsUpToFp32Summation(int k)
     {
         if (!Bf16DotKernel.IsSupported) return; // no AVX512_BF16: CpuGemv never calls it
-        const int rows = 37, k = 192;
+        const int rows = 37;
         var (w, x) = Random(rows, k, 1);
         var y = new float[rows];
         Array.Fill(y, float.NaN);
@@ -40,6 +43,16 @@ public unsafe class Bf16DotKernelTests
                 magnitude += Math.Abs(p);
             }
             Assert.True(Math.Abs(y[r] - exact) <= 1e-6 * magnitude, $"row {r}: {y[r]} vs {exact}");
+        }
+    }
+
+    [Fact]
+    public void LongRowsSplitIntoEqualKBlocksOfWholeChunks()
+    {
+        foreach (var (k, block) in new (long, long)[] { (64, 64), (1536, 1536), (2048, 2048), (2112, 1088), (4096, 2048), (4608, 1536), (13696, 1984) })
+        {
+            Assert.Equal(block, Bf16DotKernel.BlockInputs(k));
+            Assert.True(block % 64 == 0 && block <= Bf16DotKernel.MaxBlockInputs, $"k = {k}: block {block}");
         }
     }
 
@@ -107,6 +120,8 @@ public unsafe class Bf16DotKernelTests
     [Theory]
     [InlineData(1536, 0, 300)] // 100 whole tiles
     [InlineData(192, 3, 38)]   // 11 tiles and two rows left over
+    [InlineData(4608, 1, 300)] // K-blocked (3 × 1,536): 99 tiles and two rows left over
+    [InlineData(2112, 2, 40)]  // K-blocks of 1,088 and 1,024
     public void FourRowsEqualTheOneRowKernelBitForBit(int k, int r0, int r1)
     {
         if (!Bf16DotKernel.IsSupported) return;

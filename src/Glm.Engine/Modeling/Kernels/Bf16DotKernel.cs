@@ -196,8 +196,37 @@ internal static unsafe class Bf16DotKernel
     {
         ushort* packed = stackalloc ushort[(int)k];
         if (!TryPack(x, packed, k)) return false;
-        Rows(w + r0 * k, k * sizeof(ushort), packed, k / 64, y + r0, r1 - r0);
+        long kb = BlockInputs(k);
+        if (kb >= k)
+        {
+            Rows(w + r0 * k, k * sizeof(ushort), packed, k / 64, y + r0, r1 - r0);
+            return true;
+        }
+        float part;
+        for (long r = r0; r < r1; r++)
+        {
+            float sum = 0;
+            for (long b0 = 0; b0 < k; b0 += kb)
+            {
+                Rows(w + r * k + b0, k * sizeof(ushort), packed + b0, Math.Min(kb, k - b0) / 64, &part, 1);
+                sum = b0 == 0 ? part : sum + part;
+            }
+            y[r] = sum;
+        }
         return true;
+    }
+
+    /// <summary>Longest dot product taken in one pass. Longer rows (GLM-4's 4,608-wide <c>dense_4h_to_h</c>) are split into
+    /// equal K-blocks of at most this many inputs, each block's two-accumulator sum reduced on its own and the block results
+    /// added in order: four input rows of one block (4 × 3 KiB) then stay in L1 while the tiles pass over them, where four
+    /// whole 4,608-wide rows (36 KiB) did not. One row alone is split the same way, so the results stay bit-identical.</summary>
+    public const long MaxBlockInputs = 2048;
+
+    /// <summary>K-block length for rows of <paramref name="k"/> inputs (a multiple of 64; k itself when k ≤ <see cref="MaxBlockInputs"/>).</summary>
+    public static long BlockInputs(long k)
+    {
+        long blocks = (k + MaxBlockInputs - 1) / MaxBlockInputs;
+        return (k / 64 + blocks - 1) / blocks * 64;
     }
 
     /// <summary>Whether the four-row kernel takes rows of <paramref name="k"/> elements.</summary>
@@ -211,10 +240,39 @@ internal static unsafe class Bf16DotKernel
     /// </summary>
     public static void FourRows(ushort* w, ushort* x, float* y, long k, long ldy, long r0, long r1, ushort* prefetch)
     {
-        long tiles = (r1 - r0) / 3;
-        if (tiles > 0) Tile(w + r0 * k, k * sizeof(ushort), x, k / 64, y + r0, ldy * sizeof(float), tiles, prefetch);
-        for (long r = r0 + tiles * 3; r < r1; r++)
-            for (int m = 0; m < 4; m++) Rows(w + r * k, k * sizeof(ushort), x + m * k, k / 64, y + m * ldy + r, 1);
+        long kb = BlockInputs(k);
+        if (kb >= k)
+        {
+            FourRowsBlock(w + r0 * k, x, y + r0, k, k / 64, ldy, r1 - r0, prefetch);
+            return;
+        }
+        // K-blocks (see MaxBlockInputs): each block's sums go to a scratch [4, rows] and are added into y in block order.
+        long rows = r1 - r0, tiles = rows / 3;
+        float[]? heap = rows > 256 ? new float[4 * rows] : null;
+        float* scratch = stackalloc float[heap is null ? (int)(4 * rows) : 1];
+        fixed (float* pinned = heap)
+        {
+            float* part = heap is null ? scratch : pinned;
+            for (long b0 = 0; b0 < k; b0 += kb)
+            {
+                long chunks = Math.Min(kb, k - b0) / 64;
+                FourRowsBlock(w + r0 * k + b0, x + b0, part, k, chunks, rows, rows, prefetch);
+                prefetch += tiles * chunks * 64; // the kernel sent 128 bytes per chunk and tile towards L2
+                for (int m = 0; m < 4; m++)
+                    for (long j = 0; j < rows; j++)
+                        y[m * ldy + r0 + j] = b0 == 0 ? part[m * rows + j] : y[m * ldy + r0 + j] + part[m * rows + j];
+            }
+        }
+    }
+
+    // Rows [0, rows) of w (row stride k) against the four input rows of x (row stride k), `chunks` 64-input chunks from
+    // where w and x point: y[m·ldy + r] (tiles of three, then the leftover rows one at a time).
+    private static void FourRowsBlock(ushort* w, ushort* x, float* y, long k, long chunks, long ldy, long rows, ushort* prefetch)
+    {
+        long tiles = rows / 3;
+        if (tiles > 0) Tile(w, k * sizeof(ushort), x, chunks, y, ldy * sizeof(float), tiles, prefetch);
+        for (long r = tiles * 3; r < rows; r++)
+            for (int m = 0; m < 4; m++) Rows(w + r * k, k * sizeof(ushort), x + m * k, chunks, y + m * ldy + r, 1);
     }
 
     /// <summary>Multiply-add operations (FLOPs) one call of <see cref="RunPeakLoop"/> does per iteration: 12 instructions × 32 products × 2.</summary>
