@@ -161,15 +161,51 @@ internal static unsafe class Bf16DotKernel
         0x77, 0xC3,
     ];
 
+    /// <summary>
+    /// blockedRows(w, rowStrideBytes, x, chunksPerBlock, y, rowCount, chunks): <see cref="RowsCode"/> for rows longer than
+    /// <see cref="MaxBlockInputs"/>: each row's chunks (64 inputs each) are taken chunksPerBlock at a time, each block with its
+    /// own two accumulators and horizontal sum, the block sums added in order into a scalar that starts at −0 (so the first
+    /// block's sum passes unchanged). Same prefetch as the one-block loop, one call for all rows (per-row calls cost ~15 %
+    /// on a memory-bound row). 7th argument on the stack; rbx saved. Assembled with GNU as from:
+    /// <code>
+    ///   test r9,r9; jz done; push rbx; mov r10,[rsp+16]
+    /// row: mov eax,0x80000000; vmovd xmm2,eax; xor eax,eax; mov r11,r10
+    /// block: vpxord zmm0..1; mov rbx,rcx; cmp rbx,r11; cmova rbx,r11; sub r11,rbx
+    /// loop: (the loop of RowsCode, counting rbx)
+    ///   (RowsCode's horizontal sum into xmm0); vaddss xmm2,xmm2,xmm0; test r11,r11; jnz block
+    ///   vmovss [r8],xmm2; add r8,4; add rdi,rsi; dec r9; jnz row; pop rbx
+    /// done: vzeroupper; ret
+    /// </code>
+    /// </summary>
+    private static ReadOnlySpan<byte> BlockedRowsCode =>
+    [
+        0x4D, 0x85, 0xC9, 0x0F, 0x84, 0xB4, 0x00, 0x00, 0x00, 0x53, 0x4C, 0x8B, 0x54, 0x24, 0x10, 0xB8, 0x00, 0x00,
+        0x00, 0x80, 0xC5, 0xF9, 0x6E, 0xD0, 0x31, 0xC0, 0x4D, 0x89, 0xD3, 0x62, 0xF1, 0x7D, 0x48, 0xEF, 0xC0, 0x62,
+        0xF1, 0x75, 0x48, 0xEF, 0xC9, 0x48, 0x89, 0xCB, 0x4C, 0x39, 0xDB, 0x49, 0x0F, 0x47, 0xDB, 0x49, 0x29, 0xDB,
+        0x0F, 0x18, 0x8C, 0x07, 0x00, 0x10, 0x00, 0x00, 0x0F, 0x18, 0x8C, 0x07, 0x40, 0x10, 0x00, 0x00, 0x62, 0xF1,
+        0x7C, 0x48, 0x10, 0x24, 0x02, 0x62, 0xF1, 0x7C, 0x48, 0x10, 0x6C, 0x02, 0x01, 0x62, 0xF2, 0x5E, 0x48, 0x52,
+        0x04, 0x07, 0x62, 0xF2, 0x56, 0x48, 0x52, 0x4C, 0x07, 0x01, 0x48, 0x05, 0x80, 0x00, 0x00, 0x00, 0x48, 0xFF,
+        0xCB, 0x75, 0xC7, 0x62, 0xF1, 0x7C, 0x48, 0x58, 0xC1, 0x62, 0xF3, 0xFD, 0x48, 0x1B, 0xC1, 0x01, 0xC5, 0xFC,
+        0x58, 0xC1, 0xC4, 0xE3, 0x7D, 0x19, 0xC1, 0x01, 0xC5, 0xF8, 0x58, 0xC1, 0xC5, 0xF8, 0x12, 0xC8, 0xC5, 0xF8,
+        0x58, 0xC1, 0xC5, 0xFA, 0x16, 0xC8, 0xC5, 0xFA, 0x58, 0xC1, 0xC5, 0xEA, 0x58, 0xD0, 0x4D, 0x85, 0xDB, 0x0F,
+        0x85, 0x76, 0xFF, 0xFF, 0xFF, 0xC4, 0xC1, 0x7A, 0x11, 0x10, 0x49, 0x83, 0xC0, 0x04, 0x48, 0x01, 0xF7, 0x49,
+        0xFF, 0xC9, 0x0F, 0x85, 0x53, 0xFF, 0xFF, 0xFF, 0x5B, 0xC5, 0xF8, 0x77, 0xC3,
+    ];
+
     /// <summary>Offset of <see cref="TileCode"/> in the code page (after <see cref="RowsCode"/>, 64-byte aligned).</summary>
     private const int TileOffset = 256;
 
     /// <summary>Offset of <see cref="PeakCode"/> in the code page (after <see cref="TileCode"/>).</summary>
     private const int PeakOffset = 2048;
 
-    private static readonly (nint Rows, nint Tile, nint Peak) Code = Load();
+    /// <summary>Offset of <see cref="BlockedRowsCode"/> in the code page (after <see cref="PeakCode"/>).</summary>
+    private const int BlockedRowsOffset = 2304;
+
+    private static readonly (nint Rows, nint Tile, nint Peak, nint BlockedRows) Code = Load();
     private static readonly delegate* unmanaged<ushort*, long, ushort*, long, float*, long, void> Rows =
         (delegate* unmanaged<ushort*, long, ushort*, long, float*, long, void>)Code.Rows;
+    private static readonly delegate* unmanaged<ushort*, long, ushort*, long, float*, long, long, void> BlockedRows =
+        (delegate* unmanaged<ushort*, long, ushort*, long, float*, long, long, void>)Code.BlockedRows;
     private static readonly delegate* unmanaged<ushort*, long, ushort*, long, float*, long, long, ushort*, void> Tile =
         (delegate* unmanaged<ushort*, long, ushort*, long, float*, long, long, ushort*, void>)Code.Tile;
 
@@ -197,30 +233,18 @@ internal static unsafe class Bf16DotKernel
         ushort* packed = stackalloc ushort[(int)k];
         if (!TryPack(x, packed, k)) return false;
         long kb = BlockInputs(k);
-        if (kb >= k)
-        {
-            Rows(w + r0 * k, k * sizeof(ushort), packed, k / 64, y + r0, r1 - r0);
-            return true;
-        }
-        float part;
-        for (long r = r0; r < r1; r++)
-        {
-            float sum = 0;
-            for (long b0 = 0; b0 < k; b0 += kb)
-            {
-                Rows(w + r * k + b0, k * sizeof(ushort), packed + b0, Math.Min(kb, k - b0) / 64, &part, 1);
-                sum = b0 == 0 ? part : sum + part;
-            }
-            y[r] = sum;
-        }
+        if (kb >= k) Rows(w + r0 * k, k * sizeof(ushort), packed, k / 64, y + r0, r1 - r0);
+        else BlockedRows(w + r0 * k, k * sizeof(ushort), packed, kb / 64, y + r0, r1 - r0, k / 64);
         return true;
     }
 
     /// <summary>Longest dot product taken in one pass. Longer rows (GLM-4's 4,608-wide <c>dense_4h_to_h</c>) are split into
     /// equal K-blocks of at most this many inputs, each block's two-accumulator sum reduced on its own and the block results
     /// added in order: four input rows of one block (4 × 3 KiB) then stay in L1 while the tiles pass over them, where four
-    /// whole 4,608-wide rows (36 KiB) did not. One row alone is split the same way, so the results stay bit-identical.</summary>
-    public const long MaxBlockInputs = 2048;
+    /// whole 4,608-wide rows (36 KiB) did not. One row alone is split the same way, so the results stay bit-identical.
+    /// GLM_BF16_BLOCK_INPUTS overrides it (benchmarks; a multiple of 64).</summary>
+    public static long MaxBlockInputs { get; set; } =
+        long.TryParse(Environment.GetEnvironmentVariable("GLM_BF16_BLOCK_INPUTS"), out long inputs) && inputs >= 64 ? inputs / 64 * 64 : 2048;
 
     /// <summary>K-block length for rows of <paramref name="k"/> inputs (a multiple of 64; k itself when k ≤ <see cref="MaxBlockInputs"/>).</summary>
     public static long BlockInputs(long k)
@@ -301,20 +325,22 @@ internal static unsafe class Bf16DotKernel
         return (lowBits & Vector512.Create(0xFFFFu)) == Vector512<uint>.Zero;
     }
 
-    private static (nint Rows, nint Tile, nint Peak) Load()
+    private static (nint Rows, nint Tile, nint Peak, nint BlockedRows) Load()
     {
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !Avx512F.IsSupported) return (0, 0, 0);
-        if (((X86Base.CpuId(7, 1).Eax >> 5) & 1) == 0) return (0, 0, 0); // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
-        if (TileOffset + TileCode.Length > PeakOffset || PeakOffset + PeakCode.Length > 4096) return (0, 0, 0); // layout guard
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !Avx512F.IsSupported) return (0, 0, 0, 0);
+        if (((X86Base.CpuId(7, 1).Eax >> 5) & 1) == 0) return (0, 0, 0, 0); // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
+        if (TileOffset + TileCode.Length > PeakOffset || PeakOffset + PeakCode.Length > BlockedRowsOffset
+            || BlockedRowsOffset + BlockedRowsCode.Length > 4096) return (0, 0, 0, 0); // layout guard
         const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
         const nuint PageSize = 4096;
         nint page = mmap(0, PageSize, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (page == -1) return (0, 0, 0);
+        if (page == -1) return (0, 0, 0, 0);
         RowsCode.CopyTo(new Span<byte>((void*)page, RowsCode.Length));
         TileCode.CopyTo(new Span<byte>((void*)(page + TileOffset), TileCode.Length));
         PeakCode.CopyTo(new Span<byte>((void*)(page + PeakOffset), PeakCode.Length));
-        if (mprotect(page, PageSize, ProtRead | ProtExec) != 0) { munmap(page, PageSize); return (0, 0, 0); }
-        return (page, page + TileOffset, page + PeakOffset); // kept for the process's life
+        BlockedRowsCode.CopyTo(new Span<byte>((void*)(page + BlockedRowsOffset), BlockedRowsCode.Length));
+        if (mprotect(page, PageSize, ProtRead | ProtExec) != 0) { munmap(page, PageSize); return (0, 0, 0, 0); }
+        return (page, page + TileOffset, page + PeakOffset, page + BlockedRowsOffset); // kept for the process's life
     }
 
     [DllImport("libc", SetLastError = true)] private static extern nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
