@@ -21,6 +21,14 @@ public class MachineProbeTests
     }
 
     [Fact]
+    public void TheGemmProbeRunsInTheDtypeThePrefillGemmsUse()
+    {
+        Assert.Equal(TorchSharp.torch.ScalarType.Float32, DecodeBenchmark.PrefillGemmType(TorchSharp.torch.ScalarType.Float16)); // widened for the call
+        Assert.Equal(TorchSharp.torch.ScalarType.BFloat16, DecodeBenchmark.PrefillGemmType(TorchSharp.torch.ScalarType.BFloat16));
+        Assert.Equal(TorchSharp.torch.ScalarType.Float32, DecodeBenchmark.PrefillGemmType(TorchSharp.torch.ScalarType.Float32));
+    }
+
+    [Fact]
     public void Bf16PeakIsAPlausibleRateWhereTheCpuHasAvx512Bf16()
     {
         Runtime.TorchRuntime.EnsureInitialized();
