@@ -10,7 +10,7 @@ namespace Glm.Engine.FineTuning;
 /// <summary>Validation settings of <see cref="Seq2SeqTask"/>.</summary>
 public sealed record Seq2SeqEvalOptions
 {
-    /// <summary>Early-stopping metric: <c>rouge_l</c> (greedy generation, higher is better) or <c>loss</c>.</summary>
+    /// <summary>Early-stopping metric: <c>rouge_l</c> or <c>bleu</c> (greedy generation, higher is better) or <c>loss</c>.</summary>
     public string PrimaryMetric { get; init; } = "rouge_l";
     /// <summary>Greedy generation budget per example (tokens, eop excluded).</summary>
     public int MaxNewTokens { get; init; } = 64;
@@ -22,11 +22,11 @@ public sealed record Seq2SeqEvalOptions
     /// <summary>Checks the fields; throws naming field and value.</summary>
     public void Validate()
     {
-        if (PrimaryMetric is not ("rouge_l" or "loss")) throw new GlmException($"seq2seq metric '{PrimaryMetric}'; expected rouge_l or loss.");
+        if (PrimaryMetric is not ("rouge_l" or "bleu" or "loss")) throw new GlmException($"seq2seq metric '{PrimaryMetric}'; expected rouge_l, bleu or loss.");
         if (MaxNewTokens < 1) throw new GlmException($"seq2seq MaxNewTokens = {MaxNewTokens}; expected ≥ 1.");
         if (GenerateLimit < 0) throw new GlmException($"seq2seq GenerateLimit = {GenerateLimit}; expected ≥ 0.");
         if (NoRepeatNgram < 0) throw new GlmException($"seq2seq NoRepeatNgram = {NoRepeatNgram}; expected 0 (off) or an n-gram size ≥ 1.");
-        if (PrimaryMetric == "rouge_l" && GenerateLimit == 0) throw new GlmException("seq2seq metric rouge_l needs GenerateLimit ≥ 1 (generation); use metric loss to skip generation.");
+        if (PrimaryMetric != "loss" && GenerateLimit == 0) throw new GlmException($"seq2seq metric {PrimaryMetric} needs GenerateLimit ≥ 1 (generation); use metric loss to skip generation.");
     }
 }
 

@@ -140,6 +140,18 @@ public sealed class Seq2SeqTests : IDisposable
     }
 
     [Fact]
+    public void BleuCanChooseTheBestCheckpointAndNeedsGeneration()
+    {
+        new Seq2SeqEvalOptions { PrimaryMetric = "bleu" }.Validate();
+        Assert.True(new Seq2SeqTask([], null, new Seq2SeqEvalOptions { PrimaryMetric = "bleu" }).HigherIsBetter);
+        Assert.False(new Seq2SeqTask([], null, new Seq2SeqEvalOptions { PrimaryMetric = "loss", GenerateLimit = 0 }).HigherIsBetter);
+        Assert.Contains("metric bleu needs GenerateLimit ≥ 1",
+            Assert.Throws<GlmException>(() => new Seq2SeqEvalOptions { PrimaryMetric = "bleu", GenerateLimit = 0 }.Validate()).Message);
+        Assert.Contains("expected rouge_l, bleu or loss",
+            Assert.Throws<GlmException>(() => new Seq2SeqEvalOptions { PrimaryMetric = "meteor" }.Validate()).Message);
+    }
+
+    [Fact]
     public void GreedyBlankWithNgramBlockingNeverRepeatsAnNgramOfItsOutput()
     {
         var tokenizer = new CharTestTokenizer();

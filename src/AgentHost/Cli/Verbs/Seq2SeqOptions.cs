@@ -20,7 +20,7 @@ internal sealed class Seq2SeqOptions
     public Option<int> MaxLength { get; } = new("--max-length") { Description = "seq2seq: max tokens of Part A + Part B (0 = the model's context)." };
     public Option<int> MaxTargetTokens { get; } = new("--max-target-tokens") { Description = "seq2seq: target tokens kept for training/loss, the end is cut (0 = min(128, max length / 2))." };
     public Option<string> Truncate { get; } = new("--truncate") { DefaultValueFactory = _ => "right", Description = "seq2seq: which end of a too-long source is cut: right (keep the beginning) or left (keep the end)." };
-    public Option<string> Metric { get; } = new("--metric") { DefaultValueFactory = _ => "rouge_l", Description = "seq2seq validation metric for best/ and early stopping: rouge_l (greedy generation) or loss." };
+    public Option<string> Metric { get; } = new("--metric") { DefaultValueFactory = _ => "rouge_l", Description = "seq2seq validation metric for best/ and early stopping: rouge_l or bleu (greedy generation), or loss." };
     public Option<int> MaxNewTokens { get; } = new("--max-new-tokens") { DefaultValueFactory = _ => 64, Description = "seq2seq: greedy generation budget per example." };
     public Option<int> NoRepeatNgram { get; } = new("--no-repeat-ngram")
     {
