@@ -208,8 +208,8 @@ public sealed class Seq2SeqTask : FineTuningTask
     // The argmax of the last position's logits, on the device unless n-gram blocking has something to block.
     private static int Pick(Tensor logits, List<int> generated, int noRepeatNgram)
     {
-        var banned = Generation.NoRepeatNgram.Banned(generated, noRepeatNgram);
-        if (banned.Count == 0) return (int)logits.view(-1).argmax().item<long>();
+        var banned = noRepeatNgram > 0 ? Generation.NoRepeatNgram.Banned(generated, noRepeatNgram) : null;
+        if (banned is null || banned.Count == 0) return (int)logits.view(-1).argmax().item<long>();
         using var row = logits.view(-1).to(ScalarType.Float32).cpu();
         var values = row.data<float>().ToArray();
         Generation.NoRepeatNgram.Apply(values, banned);

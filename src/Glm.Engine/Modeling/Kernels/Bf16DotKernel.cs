@@ -243,7 +243,7 @@ internal static unsafe class Bf16DotKernel
     /// added in order: four input rows of one block (4 × 3 KiB) then stay in L1 while the tiles pass over them, where four
     /// whole 4,608-wide rows (36 KiB) did not. One row alone is split the same way, so the results stay bit-identical.
     /// GLM_BF16_BLOCK_INPUTS overrides it (benchmarks; a multiple of 64).</summary>
-    public static long MaxBlockInputs { get; set; } =
+    public static long MaxBlockInputs { get; } =
         long.TryParse(Environment.GetEnvironmentVariable("GLM_BF16_BLOCK_INPUTS"), out long inputs) && inputs >= 64 ? inputs / 64 * 64 : 2048;
 
     /// <summary>K-block length for rows of <paramref name="k"/> inputs (a multiple of 64; k itself when k ≤ <see cref="MaxBlockInputs"/>).</summary>
@@ -272,11 +272,9 @@ internal static unsafe class Bf16DotKernel
         }
         // K-blocks (see MaxBlockInputs): each block's sums go to a scratch [4, rows] and are added into y in block order.
         long rows = r1 - r0, tiles = rows / 3;
-        float[]? heap = rows > 256 ? new float[4 * rows] : null;
-        float* scratch = stackalloc float[heap is null ? (int)(4 * rows) : 1];
-        fixed (float* pinned = heap)
+        Span<float> scratch = rows <= 256 ? stackalloc float[(int)(4 * rows)] : new float[4 * rows];
+        fixed (float* part = scratch)
         {
-            float* part = heap is null ? scratch : pinned;
             for (long b0 = 0; b0 < k; b0 += kb)
             {
                 long chunks = Math.Min(kb, k - b0) / 64;

@@ -126,7 +126,9 @@ internal static unsafe partial class CpuDecodeOps
             positionIds.NumberOfElements != shape[0] * shape[1] || (long)rotatedHeads * headDim > shape[2])
             return false;
         long rows = shape[0] * shape[1], width = shape[2], half = rotaryDim / 2, maxPositions = cos.shape[0];
-        using var positions = positionIds.contiguous(); // a prompt's [b, s] ids may be an expanded view
+        // A prompt's [b, s] ids may be an expanded view; a decode step's are contiguous and need no copy (nor a new handle).
+        using var copied = positionIds.is_contiguous() ? null : positionIds.contiguous();
+        var positions = copied ?? positionIds;
         var e = KindOf(qkv.dtype);
         byte* p = Data(qkv), cp = Data(cos), sp = Data(sin);
         long* pos = (long*)Data(positions);
