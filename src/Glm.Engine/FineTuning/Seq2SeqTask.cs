@@ -14,18 +14,31 @@ public sealed record Seq2SeqEvalOptions
     public string PrimaryMetric { get; init; } = "rouge_l";
     /// <summary>Greedy generation budget per example (tokens, eop excluded).</summary>
     public int MaxNewTokens { get; init; } = 64;
+    /// <summary>eop is not allowed before this many generated tokens (HF's <c>min_new_tokens</c>); 0 = off.</summary>
+    public int MinNewTokens { get; init; }
     /// <summary>Generate for at most this many validation examples (the first ones); 0 = no generation (loss only).</summary>
     public int GenerateLimit { get; init; } = 100;
     /// <summary>Greedy generation never repeats an n-gram of its own output of this size (<see cref="Generation.NoRepeatNgram"/>); 0 = off.</summary>
     public int NoRepeatNgram { get; init; }
+    /// <summary>
+    /// Copy constraint of generation (<see cref="Generation.SourceVocabulary"/>): tokens made of source characters, or one
+    /// contiguous source span; <see cref="Generation.CopyConstraint.None"/> by default.
+    /// </summary>
+    public Generation.CopyConstraint Copy { get; init; }
+    /// <summary>
+    /// Instead of generating, pick the source clause the model scores as the most likely filler (<see cref="Seq2SeqExtraction"/>).
+    /// </summary>
+    public bool ExtractClause { get; init; }
 
     /// <summary>Checks the fields; throws naming field and value.</summary>
     public void Validate()
     {
         if (PrimaryMetric is not ("rouge_l" or "bleu" or "loss")) throw new GlmException($"seq2seq metric '{PrimaryMetric}'; expected rouge_l, bleu or loss.");
         if (MaxNewTokens < 1) throw new GlmException($"seq2seq MaxNewTokens = {MaxNewTokens}; expected ≥ 1.");
+        if (MinNewTokens < 0 || MinNewTokens > MaxNewTokens) throw new GlmException($"seq2seq MinNewTokens = {MinNewTokens}; expected 0 … MaxNewTokens ({MaxNewTokens}).");
         if (GenerateLimit < 0) throw new GlmException($"seq2seq GenerateLimit = {GenerateLimit}; expected ≥ 0.");
         if (NoRepeatNgram < 0) throw new GlmException($"seq2seq NoRepeatNgram = {NoRepeatNgram}; expected 0 (off) or an n-gram size ≥ 1.");
+        if (ExtractClause && (Copy != Generation.CopyConstraint.None || NoRepeatNgram > 0)) throw new GlmException("seq2seq ExtractClause picks a source clause; Copy and NoRepeatNgram only apply to generation.");
         if (PrimaryMetric != "loss" && GenerateLimit == 0) throw new GlmException($"seq2seq metric {PrimaryMetric} needs GenerateLimit ≥ 1 (generation); use metric loss to skip generation.");
     }
 }
@@ -33,7 +46,7 @@ public sealed record Seq2SeqEvalOptions
 /// <summary>One generated example.</summary>
 /// <param name="Source">Source text.</param>
 /// <param name="Reference">Reference target.</param>
-/// <param name="Hypothesis">Greedy generation.</param>
+/// <param name="Hypothesis">Greedy generation, or the extracted clause (<see cref="Seq2SeqEvalOptions.ExtractClause"/>).</param>
 public sealed record Seq2SeqPrediction(string Source, string Reference, string Hypothesis);
 
 /// <summary>Scores of a seq2seq evaluation.</summary>
@@ -137,10 +150,18 @@ public sealed class Seq2SeqTask : FineTuningTask
         if (options.GenerateLimit > 0)
         {
             var tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; seq2seq generation metrics need one to decode text.");
+            var vocabulary = options.Copy != Generation.CopyConstraint.None ? SourceVocabularyOf(model) : null;
             foreach (var sample in samples.Take(options.GenerateLimit))
             {
-                var ids = GreedyBlank(model, sample.PartA, options.MaxNewTokens, options.NoRepeatNgram);
-                predictions.Add(new Seq2SeqPrediction(sample.Source, sample.Reference, tokenizer.Decode(ids, skipSpecialTokens: true)));
+                string hypothesis;
+                if (options.ExtractClause) hypothesis = Seq2SeqExtraction.BestClause(model, sample.PartA, sample.Source);
+                else
+                {
+                    // The constraint follows what the model sees: Part A as encoded (a cut source loses its cut characters).
+                    var constraint = vocabulary?.For(options.Copy, tokenizer.Decode(sample.PartA, skipSpecialTokens: true));
+                    hypothesis = tokenizer.Decode(GreedyBlank(model, sample.PartA, options.MaxNewTokens, options.NoRepeatNgram, constraint, options.MinNewTokens), skipSpecialTokens: true);
+                }
+                predictions.Add(new Seq2SeqPrediction(sample.Source, sample.Reference, hypothesis));
             }
             var hyps = predictions.Select(p => p.Hypothesis).ToList();
             var refs = predictions.Select(p => p.Reference).ToList();
@@ -166,9 +187,11 @@ public sealed class Seq2SeqTask : FineTuningTask
     /// <summary>
     /// Greedy Part-B generation for <paramref name="partA"/> (as <see cref="GlmModel.GenerateBlank(IReadOnlyList{int}, Generation.GenerationOptions?)"/>
     /// with greedy decoding, KV cache, stop at eop) without taking the model's gate, so it can run inside a fine-tuning run.
-    /// With <paramref name="noRepeatNgram"/> &gt; 0 the argmax skips tokens that would repeat an n-gram of the output so far.
+    /// With <paramref name="noRepeatNgram"/> &gt; 0 the argmax skips tokens that would repeat an n-gram of the output so far;
+    /// with <paramref name="constraint"/> it picks only among the ids the constraint leaves open (<see cref="Generation.SourceVocabulary"/>).
     /// </summary>
-    internal static int[] GreedyBlank(GlmModel model, int[] partA, int maxNewTokens, int noRepeatNgram = 0)
+    internal static int[] GreedyBlank(GlmModel model, int[] partA, int maxNewTokens, int noRepeatNgram = 0, Generation.IDecodeConstraint? constraint = null,
+        int minNewTokens = 0)
     {
         var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens; generation needs sop and eop.");
         int mask = Array.FindIndex(partA, tokens.MaskIds.Contains);
@@ -191,7 +214,7 @@ public sealed class Seq2SeqTask : FineTuningTask
             positions[n + n - 1] = 1;
             var logits = network.Forward(tensor(ids, new long[] { 1, n }, device: device), tensor(positions, new long[] { 1, 2, n }, device: device),
                 cache, GlmTrainingStep.SepMask([partA.Length], n, device), lastOnly: true);
-            next = Pick(logits, result, noRepeatNgram);
+            next = Pick(logits, result, noRepeatNgram, constraint, result.Count < minNewTokens ? tokens.Eop : -1);
         }
         while (next != tokens.Eop && result.Count < budget)
         {
@@ -200,20 +223,32 @@ public sealed class Seq2SeqTask : FineTuningTask
             using var scope = NewDisposeScope();
             var logits = network.Forward(tensor(new long[] { next }, new long[] { 1, 1 }, device: device),
                 tensor(new long[] { mask, result.Count + 1 }, new long[] { 1, 2, 1 }, device: device), cache, null, lastOnly: true);
-            next = Pick(logits, result, noRepeatNgram);
+            next = Pick(logits, result, noRepeatNgram, constraint, result.Count < minNewTokens ? tokens.Eop : -1);
         }
         return result.ToArray();
     }
 
-    // The argmax of the last position's logits, on the device unless n-gram blocking has something to block.
-    private static int Pick(Tensor logits, List<int> generated, int noRepeatNgram)
+    // The argmax of the last position's logits, on the device unless n-gram blocking or a vocabulary constraint applies.
+    // tooEarly: an id (eop before MinNewTokens) that may not be picked now, or −1.
+    private static int Pick(Tensor logits, List<int> generated, int noRepeatNgram, Generation.IDecodeConstraint? constraint, int tooEarly)
     {
         var banned = noRepeatNgram > 0 ? Generation.NoRepeatNgram.Banned(generated, noRepeatNgram) : null;
-        if (banned is null || banned.Count == 0) return (int)logits.view(-1).argmax().item<long>();
+        if ((banned is null || banned.Count == 0) && constraint is null && tooEarly < 0) return (int)logits.view(-1).argmax().item<long>();
         using var row = logits.view(-1).to(ScalarType.Float32).cpu();
         var values = row.data<float>().ToArray();
-        Generation.NoRepeatNgram.Apply(values, banned);
+        if (banned is not null) Generation.NoRepeatNgram.Apply(values, banned);
+        constraint?.Restrict(values, generated);
+        // Too early to stop, unless the constraint leaves nothing else (a span at the end of the source).
+        if (tooEarly >= 0 && values.Where((v, id) => id != tooEarly && !float.IsNegativeInfinity(v)).Any()) values[tooEarly] = float.NegativeInfinity;
         return Generation.TokenSampler.ArgMax(values);
+    }
+
+    /// <summary>The copy constraints for <paramref name="model"/>'s tokenizer (eop ends the output).</summary>
+    internal static Generation.SourceVocabulary SourceVocabularyOf(GlmModel model)
+    {
+        var tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; copy-only generation needs one to read token texts.");
+        var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens; generation needs sop and eop.");
+        return new Generation.SourceVocabulary(tokenizer, model.Config.VocabSize, [tokens.Eop]);
     }
 
     /// <summary>Encodes examples with <paramref name="encoder"/> (all tokenization problems surface before training).</summary>

@@ -19,6 +19,7 @@ internal static class BaselineVerb
         var eval = new Option<string[]>("--eval") { Description = "Evaluation file(s); cls: as --train; ts/translate: seq2seq JSONL/TSV.", Required = true, AllowMultipleArgumentsPerToken = true };
         var sourceField = new Option<string>("--source-field") { DefaultValueFactory = _ => Seq2SeqFields.DefaultSource, Description = "ts/translate: source field (see glm finetune --task seq2seq)." };
         var targetField = new Option<string>("--target-field") { DefaultValueFactory = _ => Seq2SeqFields.DefaultTarget, Description = "ts/translate: target field." };
+        var firstClause = new Option<bool>("--first-clause") { Description = "ts: the source's first clause (as --extract-clause splits it) instead of lead-N." };
         var lead = new Option<int>("--lead") { Description = "ts: N, the number of leading source characters (0 = mean length from --length-from)." };
         var lengthFrom = new Option<string?>("--length-from") { Description = "ts: TSV file whose --length-column gives the mean target length N (e.g. CSL cls_ctg/train.tsv, column 2 = titles)." };
         var lengthColumn = new Option<int>("--length-column") { DefaultValueFactory = _ => -1, Description = "ts: 1-based column of --length-from; negative counts from the end (−1 = last)." };
@@ -27,7 +28,7 @@ internal static class BaselineVerb
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 0.05, Description = "cls: Adam learning rate." };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42, Description = "cls: shuffling seed." };
         var cmd = new Command("baseline", "Model-free baselines: cls (bag-of-characters logistic regression: accuracy, macro-F1), ts (lead-N: ROUGE-L, BLEU), translate (copy source: BLEU, ROUGE-L).");
-        foreach (var o in new Option[] { task, train, eval, sourceField, targetField, lead, lengthFrom, lengthColumn, ngram, epochs, lr, seed }) cmd.Add(o);
+        foreach (var o in new Option[] { task, train, eval, sourceField, targetField, lead, firstClause, lengthFrom, lengthColumn, ngram, epochs, lr, seed }) cmd.Add(o);
         cmd.SetAction((parse, ct) =>
         {
             var inv = CultureInfo.InvariantCulture;
@@ -57,6 +58,12 @@ internal static class BaselineVerb
                 }
                 case "ts":
                 {
+                    if (parse.GetValue(firstClause))
+                    {
+                        foreach (var file in evalFiles)
+                            Report(console, file, Seq2SeqData.Load(file, fields), e => Seq2SeqExtraction.Clauses(e.Source) is { Count: > 0 } c ? c[0] : "");
+                        break;
+                    }
                     int n = parse.GetValue(lead);
                     if (n < 0) throw new GlmException($"--lead {n}: expected ≥ 1, or 0 with --length-from.");
                     if (n == 0)

@@ -66,7 +66,7 @@ internal static class FinetuneVerb
             string? evalPath = parse.GetValue(eval);
             FineTuningTask work;
             if (seq2seqEval is not null)
-                work = new Seq2SeqTask(task.Seq2Seq.Samples(parse, glm, parse.GetValue(train)!),
+                work = new Seq2SeqTask(task.Seq2Seq.Samples(parse, glm, parse.GetValue(train)!, training: true),
                     evalPath is null ? null : task.Seq2Seq.Samples(parse, glm, evalPath), seq2seqEval);
             else if (clozeTask is not null)
             {

@@ -175,6 +175,7 @@ internal static unsafe class KernelSupport
     /// into an fp32 pattern and multiplied by 2¹¹² (exact for normal and subnormal halves), then the sign OR'd back. Finite
     /// values only: a half inf/NaN reads as ±65536·(1 + m).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> WidenHalf(Vector512<uint> h) =>
         Avx512F.Or((Avx512F.ShiftLeftLogical(h & Vector512.Create(0x7FFFu), 13).AsSingle() * Vector512.Create(0x77800000u).AsSingle()).AsUInt32(),
             Avx512F.ShiftLeftLogical(h & Vector512.Create(0x8000u), 16)).AsSingle();
@@ -188,9 +189,11 @@ internal static unsafe class KernelSupport
     /// <paramref name="v"/> rounded to bf16 (nearest even, as <see cref="FloatToBf16"/>) and stored at <paramref name="p"/>. Finite
     /// values and quiet NaNs round as libtorch does; a signalling-NaN pattern may come out as infinity.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreBf16(ushort* p, Vector512<float> v) => Avx.Store(p, Avx512F.ConvertToVector256UInt16(Bf16Bits(v)));
 
     /// <summary><paramref name="v"/> rounded to bf16 and widened back: what storing an fp32 result into a bf16 tensor keeps.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> RoundBf16(Vector512<float> v) => Avx512F.ShiftLeftLogical(Bf16Bits(v), 16).AsSingle();
 
     /// <summary>16 fp32 values as bf16 bit patterns (low 16 bits of each lane), rounded to nearest even (add 0x7FFF plus the
@@ -208,6 +211,7 @@ internal static unsafe class KernelSupport
     /// ±inf); results below 2⁻¹⁴ are |v|·2²⁴ converted to an integer (round-to-nearest-even, exact scaling), which is the
     /// subnormal mantissa; NaN becomes the quiet NaN 0x7E00. .NET has no F16C intrinsics, hence the integer route.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<uint> HalfBits(Vector512<float> v)
     {
         var bits = v.AsUInt32();
@@ -223,9 +227,11 @@ internal static unsafe class KernelSupport
     }
 
     /// <summary><paramref name="v"/> rounded to fp16 (<see cref="HalfBits"/>) and stored at <paramref name="p"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void StoreHalf(ushort* p, Vector512<float> v) => Avx.Store(p, Avx512F.ConvertToVector256UInt16(HalfBits(v)));
 
     /// <summary><paramref name="v"/> rounded to fp16 and widened back (finite results; see <see cref="WidenHalf"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> RoundHalf(Vector512<float> v) => WidenHalf(HalfBits(v));
 
     /// <summary>16 fp16 values at <paramref name="p"/> as fp32 (finite values).</summary>
