@@ -23,8 +23,8 @@ public interface IDecodeConstraint
 /// <summary>
 /// Copy constraints for decoding from a source text. Titles and headlines reuse most of their characters from the text they
 /// summarise (87 % of CSL title characters occur in the abstract), while a small fine-tuned model invents plausible but absent
-/// ones. <see cref="Characters"/> keeps the model's word choice and order and only removes what cannot be in the source;
-/// <see cref="Span"/> makes the output one contiguous piece of the source, the model choosing its start and end — the
+/// ones. <see cref="CopyConstraint.Characters"/> keeps the model's word choice and order and only removes what cannot be in the source;
+/// <see cref="CopyConstraint.Span"/> makes the output one contiguous piece of the source, the model choosing its start and end — the
 /// decoding-time form of a copy/pointer mechanism (as HF's <c>prefix_allowed_tokens_fn</c> would be used for it). Tokens with
 /// no text of their own (special ids, byte pieces of a character split over several tokens) are never allowed, so a
 /// character outside the source is never produced; the stop ids are always allowed once something was generated.
