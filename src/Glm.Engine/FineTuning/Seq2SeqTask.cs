@@ -239,14 +239,19 @@ public sealed class Seq2SeqTask : FineTuningTask
         if (banned is not null) Generation.NoRepeatNgram.Apply(values, banned);
         constraint?.Restrict(values, generated);
         // Too early to stop, unless the constraint leaves nothing else (a span at the end of the source).
-        if (tooEarly >= 0 && values.Where((v, id) => id != tooEarly && !float.IsNegativeInfinity(v)).Any()) values[tooEarly] = float.NegativeInfinity;
+        if (tooEarly >= 0)
+        {
+            float stop = values[tooEarly];
+            values[tooEarly] = float.NegativeInfinity;
+            if (values.AsSpan().IndexOfAnyExcept(float.NegativeInfinity) < 0) values[tooEarly] = stop;
+        }
         return Generation.TokenSampler.ArgMax(values);
     }
 
     /// <summary>The copy constraints for <paramref name="model"/>'s tokenizer (eop ends the output).</summary>
     internal static Generation.SourceVocabulary SourceVocabularyOf(GlmModel model)
     {
-        var tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; copy-only generation needs one to read token texts.");
+        var tokenizer = model.Tokenizer ?? throw new GlmException($"{model.Source} has no tokenizer; copy-constrained generation needs one to read token texts.");
         var tokens = model.BlankTokens ?? throw new GlmException($"{model.Source}: no GLM blank tokens; generation needs sop and eop.");
         return new Generation.SourceVocabulary(tokenizer, model.Config.VocabSize, [tokens.Eop]);
     }
