@@ -72,7 +72,9 @@ public static class DecodeBenchmark
         long[] prompt = Enumerable.Range(0, b * p).Select(_ => (long)rng.Next(model.Config.VocabSize)).ToArray();
 
         progress?.Report("warming up");
-        RunOnce(net, model, prompt, b, Math.Min(p, 16), Math.Min(n, 32), out _, out _, out _); // long enough for the JIT to settle the managed kernels
+        // Long enough for the JIT to settle the managed kernels, and a prompt of more than 16 rows so the prefill GEMM and
+        // attention paths are compiled too (16 rows or fewer run the decode kernels).
+        RunOnce(net, model, prompt, b, Math.Min(p, 32), Math.Min(n, 32), out _, out _, out _);
         ct.ThrowIfCancellationRequested();
 
         // The probe brackets the timed run: this VM's bandwidth moves by tens of percent within a minute, and a single probe

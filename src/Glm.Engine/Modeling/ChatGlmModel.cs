@@ -240,7 +240,7 @@ internal sealed class ChatGlmBlock : nn.Module
         DecodeProfiler.Stop(DecodeSection.OutputProjection, t);
         if (_postSelfAttnNorm is not null) a = ChatGlmModel.RmsNorm(a, _postSelfAttnNorm.Weight, eps, hfNorm);
         t = DecodeProfiler.Start();
-        x = x + a;
+        x = CpuDecodeOps.TryAdd(x, a) ?? x + a;
         DecodeProfiler.Stop(DecodeSection.Residual, t);
 
         h = ChatGlmModel.RmsNorm(x, _postAttnNorm.Weight, eps, hfNorm);
@@ -256,14 +256,15 @@ internal sealed class ChatGlmBlock : nn.Module
         DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
         if (_postMlpNorm is not null) o = ChatGlmModel.RmsNorm(o, _postMlpNorm.Weight, eps, hfNorm);
         t = DecodeProfiler.Start();
-        x = x + o;
+        x = CpuDecodeOps.TryAdd(x, o) ?? x + o;
         DecodeProfiler.Stop(DecodeSection.Residual, t);
         return x;
     }
 
     /// <summary>
     /// Scaled dot-product attention with grouped KV heads (head h uses KV head h / groupSize). Single-token decode uses a
-    /// grouped matmul (no K/V expansion; SDPA is slow there in bf16); longer inputs use SDPA with K/V expanded.
+    /// grouped matmul (no K/V expansion; SDPA is slow there in bf16); an unmasked prompt (causal over the cache) the managed
+    /// loop of <see cref="CpuDecodeOps.TryPrefillAttention"/>; anything else SDPA with K/V expanded.
     /// </summary>
     private Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal)
     {
@@ -280,6 +281,7 @@ internal sealed class ChatGlmBlock : nn.Module
             var probs = scores.softmax(-1).to(v.dtype);
             return matmul(probs, v).reshape(b, nh, 1, d);
         }
+        if (mask is null && CpuDecodeOps.TryPrefillAttention(q, k, v, _scale) is { } prefill) return prefill;
         if (group > 1)
         {
             k = k.repeat_interleave(group, 1);

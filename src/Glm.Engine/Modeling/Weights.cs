@@ -59,6 +59,7 @@ internal sealed class Weights : nn.Module
     {
         if (IsQuantized) return QuantizedLinear(x);
         if (CpuGemv.TryLinear(x, Weight, Bias) is { } y) return y;
+        if (CpuGemm.TryLinear(x, Weight, Bias) is { } product) return product;
         if (WidenedHalfLinear(x) is { } widened) return widened;
         if (x.dim() <= 2) return F.linear(x, Weight, Bias);
         // libtorch picks a much slower fp16 GEMV kernel for 3-D inputs than for the same rows as a 2-D matrix.
@@ -91,13 +92,15 @@ internal sealed class Weights : nn.Module
     }
 
     /// <summary>
-    /// Decode sizes go to <see cref="CpuInt8Gemv"/>. Larger inputs (prefill, scoring) dequantize the whole matrix to x's dtype
+    /// Decode sizes go to <see cref="CpuInt8Gemv"/>, bf16 prompts to <see cref="CpuGemm"/> (dequantizing 12 rows at a time).
+    /// Other larger inputs (prefill, scoring) dequantize the whole matrix to x's dtype
     /// for this call and run libtorch's GEMM: the O(out·in) dequantization is amortised over many rows and the GEMM stays
     /// oneDNN's; the temporary lives only for this call, so resident weights stay int8.
     /// </summary>
     private Tensor QuantizedLinear(Tensor x)
     {
         if (CpuInt8Gemv.TryLinear(x, Weight, WeightScale!, Bias) is { } y) return y;
+        if (CpuGemm.TryQuantizedLinear(x, Weight, WeightScale!, Bias) is { } product) return product;
         using var scope = NewDisposeScope();
         var w = Int8Quantizer.Dequantize(Weight, WeightScale!, x.dtype);
         var b = Bias is null ? null : Bias.dtype == x.dtype ? Bias : Bias.to(x.dtype);

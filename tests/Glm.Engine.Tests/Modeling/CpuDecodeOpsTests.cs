@@ -109,6 +109,40 @@ public class CpuDecodeOpsTests
         AssertClose(expected, CpuDecodeOps.TryAttention(q, k, v, scale), dtype);
     }
 
+    [Theory]
+    [InlineData(ScalarType.BFloat16, 37, 0)]
+    [InlineData(ScalarType.Float16, 20, 0)]
+    [InlineData(ScalarType.Float32, 40, 0)]
+    [InlineData(ScalarType.BFloat16, 24, 13)] // a prompt after cached positions: query i sees keys 0 … 13 + i
+    public void PrefillAttentionMatchesTheCausalReference(ScalarType dtype, int s, int cached)
+    {
+        Runtime.TorchRuntime.EnsureInitialized();
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        manual_seed(16);
+        const int heads = 6, groups = 2, d = 64;
+        int t = s + cached;
+        float scale = 1f / MathF.Sqrt(d);
+        var q = (randn(1, s, heads, d) * 2).to(dtype).transpose(1, 2); // positions-major, as the fused QKV output is
+        var cache = (randn(new long[] { 2, 1, groups, t + 5, d }) * 2).to(dtype);
+        var k = cache[0].narrow(2, 0, t);
+        var v = cache[1].narrow(2, 0, t);
+
+        // The decode branch's roundings, row by row over each query's causal prefix.
+        var scores = matmul(q.reshape(1, groups, heads / groups * s, d), k.transpose(2, 3)).mul_(scale).to(ScalarType.Float32)
+            .view(1, groups, heads / groups, s, t);
+        var visible = ones(new long[] { s, t }, dtype: ScalarType.Bool).tril(cached);
+        scores = scores.masked_fill(visible.logical_not(), float.NegativeInfinity);
+        var expected = matmul(scores.softmax(-1).to(dtype).view(1, groups, heads / groups * s, t), v).view(1, heads, s, d);
+        var actual = CpuDecodeOps.TryPrefillAttention(q, k, v, scale);
+        AssertClose(expected, actual, dtype);
+        Assert.Equal(new long[] { 1, s, heads, d }, actual!.transpose(1, 2).contiguous().shape); // [1, s, heads, d] underneath
+        Assert.True(actual.transpose(1, 2).is_contiguous());
+
+        Assert.Null(CpuDecodeOps.TryPrefillAttention(q.expand(2, heads, s, d), k.expand(2, groups, t, d), v.expand(2, groups, t, d), scale)); // batch > 1
+    }
+
     [Fact]
     public void AttentionWithARaggedPrefixMaskMatchesTheMaskedReference()
     {

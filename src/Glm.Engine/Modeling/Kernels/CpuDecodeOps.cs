@@ -244,6 +244,31 @@ internal static unsafe partial class CpuDecodeOps
         }
     }
 
+    /// <summary>
+    /// x + y for two tensors of the same shape and dtype (bf16/fp16/fp32, contiguous, CPU, no autograd) as a new tensor, summed
+    /// in fp32 and rounded once — libtorch's add, without its dispatch and thread wake-up (a prompt's 40 residual adds took 5.5 ms
+    /// on glm4-bench). Null when not applicable.
+    /// </summary>
+    public static Tensor? TryAdd(Tensor x, Tensor y)
+    {
+        if (!Enabled || !Avx512F.IsSupported || x.dtype != y.dtype || !IsFloatDType(x) || x.device_type != DeviceType.CPU ||
+            y.device_type != DeviceType.CPU || x.requires_grad || y.requires_grad || !x.is_contiguous() || !y.is_contiguous()) return null;
+        long[] shape = x.shape;
+        if (!shape.SequenceEqual(y.shape)) return null;
+        var sum = empty(shape, dtype: x.dtype);
+        long count = x.NumberOfElements, size = x.ElementSize;
+        byte* xp = Data(x), yp = Data(y), sp = Data(sum);
+        var dtype = x.dtype;
+        const long Chunk = 4096; // elements per work item (multiple of 16)
+        ForRowRanges((count + Chunk - 1) / Chunk, ThreadCount(), small: count < ParallelElements, (c0, c1) =>
+        {
+            long from = c0 * Chunk, to = Math.Min(count, c1 * Chunk);
+            Buffer.MemoryCopy(xp + from * size, sp + from * size, (to - from) * size, (to - from) * size);
+            AddInPlace(dtype, sp + from * size, yp + from * size, to - from);
+        });
+        return sum;
+    }
+
     /// <summary><paramref name="x"/> = <paramref name="x"/> + <paramref name="y"/> over <paramref name="n"/> elements of
     /// <paramref name="dtype"/>, summed in fp32 and rounded once (what libtorch's half-precision add stores).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -300,8 +325,17 @@ internal static unsafe partial class CpuDecodeOps
 
     /// <summary>16 elements from element index <paramref name="i"/> of a bf16, fp16 or fp32 buffer, as fp32 (fp16: finite
     /// values only, see <see cref="KernelSupport.WidenHalf"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Wide(byte* p, Kind e, long i) =>
         e == Kind.Fp32 ? Avx512F.LoadVector512((float*)p + i) : Load16((ushort*)p + i, e == Kind.Bf16);
+
+    /// <summary>16 fp32 values stored at element <paramref name="i"/> in the element type (rounded to nearest even, as <see cref="Store"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreWide(byte* p, Kind e, long i, Vector512<float> v)
+    {
+        if (e == Kind.Fp32) Avx512F.Store((float*)p + i, v);
+        else Store16((ushort*)p + i, v, e == Kind.Bf16);
+    }
 
     /// <summary>Element type of a tensor these loops read and write.</summary>
     private enum Kind { Fp32, Bf16, Fp16 }

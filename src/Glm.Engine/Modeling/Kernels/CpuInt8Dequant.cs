@@ -32,8 +32,10 @@ internal static unsafe class CpuInt8Dequant
         return w;
     }
 
+    /// <summary>Rows [r0, r1) of q·diag(s) into <paramref name="w"/> (row r at w + r·k elements), as <see cref="TryDequantize"/>
+    /// computes them (<see cref="CpuGemm"/> dequantizes 12 rows at a time into a small buffer this way).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Rows(sbyte* q, float* s, byte* w, bool bf16, long k, long r0, long r1)
+    internal static void Rows(sbyte* q, float* s, byte* w, bool bf16, long k, long r0, long r1)
     {
         long body = k & ~15L;
         for (long r = r0; r < r1; r++)

@@ -1,0 +1,295 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
+using static TorchSharp.torch;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+/// <summary>
+/// y = x·Wᵀ (+ b) for bf16 prompts (prefill, scoring: more rows than the decode kernels take) on the
+/// <see cref="Bf16GemmKernel"/> tile. The input is packed once per 128 rows (pairs of inputs as dwords, 32 rows per
+/// vector pair); the weights are read in place, 12 rows at a time, each row used by every packed tile while it is in cache.
+/// Workers take 48-row units of the weight matrix from a shared counter (a VM core that stalls hands its share to the
+/// other), write the unit's outputs into a small fp32 scratch, then transpose them 16 × 16 into the bf16 output with the
+/// bias added and one rounding — the epilogue of <c>F.linear</c>. Every output is a single fp32 accumulator over the
+/// input pairs in order; libtorch's GEMM sums in another order, so results agree within fp32 summation error before the
+/// final rounding. GLM_NO_GEMM_KERNEL=1 (or <see cref="Enabled"/>) sends these calls to libtorch.
+/// </summary>
+internal static unsafe class CpuGemm
+{
+    /// <summary>Set to false to compare against libtorch (benchmarks, tests); starts off under GLM_NO_GEMM_KERNEL=1.</summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_GEMM_KERNEL") != "1";
+
+    /// <summary>Fewest input rows taken here; fewer go to the decode kernels of <see cref="CpuGemv"/>.</summary>
+    public const int MinRows = CpuGemv.MaxBatchRows + 1;
+
+    /// <summary>Input rows packed at a time: 128 rows of 4,608 bf16 inputs (1.2 MB packed) stay within L2/L3 while the whole
+    /// weight matrix streams past them once.</summary>
+    private const int ChunkRows = 128;
+
+    /// <summary>Weight rows per work unit (four tiles); the unit's fp32 outputs (48 × 128) stay in L1/L2 for the epilogue.</summary>
+    private const int UnitColumns = 4 * Bf16GemmKernel.TileColumns;
+
+    /// <summary>The bf16 GEMM when it applies to these tensors; otherwise null so the caller uses libtorch.</summary>
+    public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (!Enabled || !Bf16GemmKernel.IsSupported || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU || x.requires_grad) return null;
+        if (weight.dtype != ScalarType.BFloat16 || weight.dim() != 2 || weight.requires_grad || weight.device_type != DeviceType.CPU
+            || !weight.is_contiguous()) return null;
+        long[] xs = x.shape, ws = weight.shape;
+        long k = xs[^1], n = ws[0];
+        if (ws[1] != k || k == 0 || k % 32 != 0 || n == 0) return null;
+        long rows = x.NumberOfElements / k;
+        if (rows < MinRows) return null;
+        if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n || bias.device_type != DeviceType.CPU)) return null;
+        using var xc = x.contiguous();
+        var shape = (long[])xs.Clone();
+        shape[^1] = n;
+        var y = torch.empty(shape, dtype: ScalarType.BFloat16);
+        Multiply((ushort*)Data(xc), rows, k, (ushort*)Data(weight), n, bias is null ? null : Data(bias),
+            bias?.dtype ?? ScalarType.Float32, (ushort*)Data(y), ThreadCount(CpuGemv.Threads));
+        return y;
+    }
+
+    /// <summary>
+    /// The GEMM for a weight-only int8 layer (q [n, k] int8, scale [n] fp32) and a bf16 input: each block of 12 weight rows
+    /// is dequantized to bf16 into a small per-worker buffer just before its tiles run — the same bf16 values as
+    /// <see cref="Quantization.Int8Quantizer.Dequantize"/>, so the same results as dequantizing the whole matrix and
+    /// multiplying, without writing and re-reading a bf16 copy of it per call. Null when not applicable.
+    /// </summary>
+    public static Tensor? TryQuantizedLinear(Tensor x, Tensor q, Tensor scale, Tensor? bias)
+    {
+        if (!Enabled || !Bf16GemmKernel.IsSupported || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU || x.requires_grad) return null;
+        if (q.dtype != ScalarType.Int8 || q.dim() != 2 || q.device_type != DeviceType.CPU || !q.is_contiguous() ||
+            scale.dtype != ScalarType.Float32 || !scale.is_contiguous()) return null;
+        long[] xs = x.shape, qs = q.shape;
+        long k = xs[^1], n = qs[0];
+        if (qs[1] != k || k == 0 || k % 32 != 0 || n == 0 || scale.NumberOfElements != n) return null;
+        long rows = x.NumberOfElements / k;
+        if (rows < MinRows) return null;
+        if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n || bias.device_type != DeviceType.CPU)) return null;
+        using var xc = x.contiguous();
+        var shape = (long[])xs.Clone();
+        shape[^1] = n;
+        var y = torch.empty(shape, dtype: ScalarType.BFloat16);
+        Multiply((ushort*)Data(xc), rows, k, null, n, bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32,
+            (ushort*)Data(y), ThreadCount(CpuGemv.Threads), (sbyte*)Data(q), (float*)Data(scale));
+        return y;
+    }
+
+    /// <summary>
+    /// y [rows, n] (bf16) = x [rows, k] · w [n, k]ᵀ + bias, k a multiple of 32; with <paramref name="w"/> null the weights are
+    /// int8 <paramref name="q"/> with per-row <paramref name="scales"/>, dequantized to bf16 12 rows at a time.
+    /// </summary>
+    public static void Multiply(ushort* x, long rows, long k, ushort* w, long n, byte* bias, ScalarType biasType, ushort* y, int threads,
+        sbyte* q = null, float* scales = null)
+    {
+        const int TileRows = Bf16GemmKernel.TileRows, TileColumns = Bf16GemmKernel.TileColumns;
+        long pairs = k / 2, fullTiles = n / TileColumns, units = (n + UnitColumns - 1) / UnitColumns;
+        uint* packed = (uint*)NativeMemory.AlignedAlloc((nuint)(ChunkRows * pairs * sizeof(uint)), 64);
+        // Weight rows past the last full tile: copied into a zero-padded block so the tile never reads past the matrix.
+        ushort* tail = null;
+        if (w != null && fullTiles * TileColumns < n)
+        {
+            tail = (ushort*)NativeMemory.AlignedAlloc((nuint)(TileColumns * k * sizeof(ushort)), 64);
+            new Span<ushort>(tail, (int)(TileColumns * k)).Clear();
+            long from = fullTiles * TileColumns;
+            Buffer.MemoryCopy(w + from * k, tail, TileColumns * k * sizeof(ushort), (n - from) * k * sizeof(ushort));
+        }
+        threads = (int)Math.Max(1, Math.Min(threads, units));
+        var scratch = new nint[threads];
+        // Per worker: the unit's fp32 sums, then (int8) a block of 12 dequantized weight rows.
+        long scratchBytes = UnitColumns * ChunkRows * sizeof(float) + (w == null ? TileColumns * k * sizeof(ushort) : 0);
+        for (int t = 0; t < threads; t++) scratch[t] = (nint)NativeMemory.AlignedAlloc((nuint)scratchBytes, 64);
+        try
+        {
+            for (long m0 = 0; m0 < rows; m0 += ChunkRows)
+            {
+                long chunk = Math.Min(ChunkRows, rows - m0), tiles = (chunk + TileRows - 1) / TileRows, ldc = tiles * TileRows;
+                var claims = new StrongBox<long>(units);
+                long front = 0, back = units - 1, packNext = 0, packDone = 0, packBlocks = tiles * TileRows / 16;
+                long rowBase = m0;
+                KernelWorkers.Run(threads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (part) =>
+                {
+                    // The input is packed in 16-row blocks by whichever workers are running (a parked worker still waking up
+                    // leaves them to the caller), then every worker waits until all blocks are done: a block is only ever
+                    // waited on by someone other than the worker that claimed it, which is running.
+                    for (long block; (block = Interlocked.Increment(ref packNext) - 1) < packBlocks;)
+                    {
+                        PackBlock(x + rowBase * k, chunk, k, packed, block * 16);
+                        Interlocked.Increment(ref packDone);
+                    }
+                    for (var spin = new SpinWait(); Volatile.Read(ref packDone) < packBlocks;) spin.SpinOnce(sleep1Threshold: -1);
+                    float* c = (float*)scratch[part];
+                    ushort* dequantized = (ushort*)(c + UnitColumns * ChunkRows);
+                    // Two workers take units from opposite ends, so they write neighbouring output columns (the same cache
+                    // lines of y) only where they meet; more workers share the front.
+                    while (Interlocked.Decrement(ref claims.Value) >= 0)
+                    {
+                        long unit = part == 1 && threads == 2 ? back-- : Interlocked.Increment(ref front) - 1;
+                        long n0 = unit * UnitColumns, columns = Math.Min(UnitColumns, n - n0);
+                        for (long j = 0; j < columns; j += TileColumns)
+                        {
+                            long r0 = n0 + j, r1 = Math.Min(n, r0 + TileColumns);
+                            ushort* rowsOfW, nextRows;
+                            if (w != null)
+                            {
+                                rowsOfW = r0 / TileColumns < fullTiles ? w + r0 * k : tail;
+                                nextRows = w + r1 * k; // the first tile's pass prefetches the next 12 rows (contiguous in w) into L2
+                            }
+                            else
+                            {
+                                CpuInt8Dequant.Rows(q, scales, (byte*)(dequantized - r0 * k), bf16: true, k, r0, r1);
+                                if (r1 - r0 < TileColumns) new Span<ushort>(dequantized + (r1 - r0) * k, (int)((TileColumns - r1 + r0) * k)).Clear();
+                                rowsOfW = dequantized;
+                                nextRows = (ushort*)(q + r1 * k);
+                            }
+                            for (long t = 0; t < tiles; t++)
+                                Bf16GemmKernel.RunTile(packed + t * pairs * TileRows, rowsOfW, k, pairs, c + j * ldc + t * TileRows, ldc, nextRows);
+                        }
+                        Finish(c, ldc, columns, chunk, n0, n, bias, biasType, y + rowBase * n);
+                    }
+                });
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(packed);
+            if (tail != null) NativeMemory.AlignedFree(tail);
+            foreach (nint p in scratch) NativeMemory.AlignedFree((void*)p);
+        }
+    }
+
+    /// <summary>
+    /// Packs the 16 input rows from <paramref name="m0"/> (of <paramref name="rows"/> bf16 rows of length k) for the tile:
+    /// packed[t][p][m] = the dword holding inputs 2p and 2p+1 of row 32t + m; rows past the input are zero.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackBlock(ushort* x, long rows, long k, uint* packed, long m0)
+    {
+        const int TileRows = Bf16GemmKernel.TileRows;
+        long pairs = k / 2, valid = Math.Clamp(rows - m0, 0, 16);
+        float* dst = (float*)(packed + m0 / TileRows * pairs * TileRows + m0 % TileRows);
+        float* stage = stackalloc float[256];
+        for (long p0 = 0; p0 < pairs; p0 += 16)
+        {
+            float* src = (float*)(x + m0 * k) + p0;
+            if (valid < 16)
+            {
+                // The last rows: staged with zeros below them.
+                new Span<float>(stage, 256).Clear();
+                for (long i = 0; i < valid; i++) Avx512F.Store(stage + i * 16, Avx512F.LoadVector512(src + i * pairs));
+                src = stage;
+            }
+            Transpose16(src, valid < 16 ? 16 : pairs, dst + p0 * TileRows, TileRows);
+        }
+    }
+
+    /// <summary>
+    /// The epilogue of one unit: c [columns][ldc] holds fp32 sums for weight rows n0 + j and input rows m; writes
+    /// y[m·n + n0 + j] = bf16(c + bias) for m &lt; rows, transposing 16 × 16 blocks.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Finish(float* c, long ldc, long columns, long rows, long n0, long n, byte* bias, ScalarType biasType, ushort* y)
+    {
+        float* block = stackalloc float[256];
+        for (long j0 = 0; j0 < columns; j0 += 16)
+        {
+            long width = Math.Min(16, columns - j0);
+            Vector512<float> b = Vector512<float>.Zero;
+            if (bias != null && width == 16)
+                b = biasType == ScalarType.Float32 ? Avx512F.LoadVector512((float*)bias + n0 + j0) : Load16((ushort*)bias + n0 + j0, biasType == ScalarType.BFloat16);
+            for (long m0 = 0; m0 < rows; m0 += 16)
+            {
+                // Rows of c past `columns` (the last unit) hold stale sums; their lanes are never stored.
+                Transpose16(c + j0 * ldc + m0, ldc, block, 16);
+                long count = Math.Min(16, rows - m0);
+                for (int i = 0; i < count; i++)
+                {
+                    ushort* at = y + (m0 + i) * n + n0 + j0;
+                    if (width == 16) { StoreBf16(at, Avx512F.LoadVector512(block + i * 16) + b); continue; }
+                    for (int j = 0; j < width; j++)
+                        at[j] = FloatToBf16(bias == null ? block[i * 16 + j] : block[i * 16 + j] + BiasAt(bias, biasType, n0 + j0 + j));
+                }
+            }
+        }
+    }
+
+    private static float BiasAt(byte* bias, ScalarType type, long i) => type switch
+    {
+        ScalarType.Float32 => ((float*)bias)[i],
+        ScalarType.BFloat16 => Bf16ToFloat(((ushort*)bias)[i]),
+        _ => (float)BitConverter.UInt16BitsToHalf(((ushort*)bias)[i]),
+    };
+
+    /// <summary>
+    /// Writes the transpose of the 16 × 16 block of 32-bit lanes at <paramref name="src"/> (rows <paramref name="srcStride"/>
+    /// floats apart) to <paramref name="dst"/> (rows <paramref name="dstStride"/> apart): dst[j][i] = src[i][j]. Straight-line
+    /// code on locals, so the 16 rows stay in registers (a loop over a stack array kept them in memory: 3.4 µs per 48 × 128 epilogue).
+    /// Stage 1 interleaves pairs of rows per 128-bit lane, stage 2 quads (q[4g + c] lane l = rows 4g..4g+3 of column 4l + c),
+    /// stage 3 gathers each column's four lanes across the quads.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    internal static void Transpose16(float* src, long srcStride, float* dst, long dstStride)
+    {
+        var r0 = Avx512F.LoadVector512(src + 0 * srcStride);
+        var r1 = Avx512F.LoadVector512(src + 1 * srcStride);
+        var r2 = Avx512F.LoadVector512(src + 2 * srcStride);
+        var r3 = Avx512F.LoadVector512(src + 3 * srcStride);
+        var r4 = Avx512F.LoadVector512(src + 4 * srcStride);
+        var r5 = Avx512F.LoadVector512(src + 5 * srcStride);
+        var r6 = Avx512F.LoadVector512(src + 6 * srcStride);
+        var r7 = Avx512F.LoadVector512(src + 7 * srcStride);
+        var r8 = Avx512F.LoadVector512(src + 8 * srcStride);
+        var r9 = Avx512F.LoadVector512(src + 9 * srcStride);
+        var r10 = Avx512F.LoadVector512(src + 10 * srcStride);
+        var r11 = Avx512F.LoadVector512(src + 11 * srcStride);
+        var r12 = Avx512F.LoadVector512(src + 12 * srcStride);
+        var r13 = Avx512F.LoadVector512(src + 13 * srcStride);
+        var r14 = Avx512F.LoadVector512(src + 14 * srcStride);
+        var r15 = Avx512F.LoadVector512(src + 15 * srcStride);
+        var t0 = Avx512F.UnpackLow(r0, r1).AsDouble(); var t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
+        var t2 = Avx512F.UnpackLow(r2, r3).AsDouble(); var t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
+        var t4 = Avx512F.UnpackLow(r4, r5).AsDouble(); var t5 = Avx512F.UnpackHigh(r4, r5).AsDouble();
+        var t6 = Avx512F.UnpackLow(r6, r7).AsDouble(); var t7 = Avx512F.UnpackHigh(r6, r7).AsDouble();
+        var t8 = Avx512F.UnpackLow(r8, r9).AsDouble(); var t9 = Avx512F.UnpackHigh(r8, r9).AsDouble();
+        var t10 = Avx512F.UnpackLow(r10, r11).AsDouble(); var t11 = Avx512F.UnpackHigh(r10, r11).AsDouble();
+        var t12 = Avx512F.UnpackLow(r12, r13).AsDouble(); var t13 = Avx512F.UnpackHigh(r12, r13).AsDouble();
+        var t14 = Avx512F.UnpackLow(r14, r15).AsDouble(); var t15 = Avx512F.UnpackHigh(r14, r15).AsDouble();
+        var q0 = Avx512F.UnpackLow(t0, t2).AsSingle(); var q1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
+        var q2 = Avx512F.UnpackLow(t1, t3).AsSingle(); var q3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
+        var q4 = Avx512F.UnpackLow(t4, t6).AsSingle(); var q5 = Avx512F.UnpackHigh(t4, t6).AsSingle();
+        var q6 = Avx512F.UnpackLow(t5, t7).AsSingle(); var q7 = Avx512F.UnpackHigh(t5, t7).AsSingle();
+        var q8 = Avx512F.UnpackLow(t8, t10).AsSingle(); var q9 = Avx512F.UnpackHigh(t8, t10).AsSingle();
+        var q10 = Avx512F.UnpackLow(t9, t11).AsSingle(); var q11 = Avx512F.UnpackHigh(t9, t11).AsSingle();
+        var q12 = Avx512F.UnpackLow(t12, t14).AsSingle(); var q13 = Avx512F.UnpackHigh(t12, t14).AsSingle();
+        var q14 = Avx512F.UnpackLow(t13, t15).AsSingle(); var q15 = Avx512F.UnpackHigh(t13, t15).AsSingle();
+        var low0 = Avx512F.Shuffle4x128(q0, q4, 0x44); var high0 = Avx512F.Shuffle4x128(q0, q4, 0xEE);
+        var low0b = Avx512F.Shuffle4x128(q8, q12, 0x44); var high0b = Avx512F.Shuffle4x128(q8, q12, 0xEE);
+        Avx512F.Store(dst + 0 * dstStride, Avx512F.Shuffle4x128(low0, low0b, 0x88));
+        Avx512F.Store(dst + 4 * dstStride, Avx512F.Shuffle4x128(low0, low0b, 0xDD));
+        Avx512F.Store(dst + 8 * dstStride, Avx512F.Shuffle4x128(high0, high0b, 0x88));
+        Avx512F.Store(dst + 12 * dstStride, Avx512F.Shuffle4x128(high0, high0b, 0xDD));
+        var low1 = Avx512F.Shuffle4x128(q1, q5, 0x44); var high1 = Avx512F.Shuffle4x128(q1, q5, 0xEE);
+        var low1b = Avx512F.Shuffle4x128(q9, q13, 0x44); var high1b = Avx512F.Shuffle4x128(q9, q13, 0xEE);
+        Avx512F.Store(dst + 1 * dstStride, Avx512F.Shuffle4x128(low1, low1b, 0x88));
+        Avx512F.Store(dst + 5 * dstStride, Avx512F.Shuffle4x128(low1, low1b, 0xDD));
+        Avx512F.Store(dst + 9 * dstStride, Avx512F.Shuffle4x128(high1, high1b, 0x88));
+        Avx512F.Store(dst + 13 * dstStride, Avx512F.Shuffle4x128(high1, high1b, 0xDD));
+        var low2 = Avx512F.Shuffle4x128(q2, q6, 0x44); var high2 = Avx512F.Shuffle4x128(q2, q6, 0xEE);
+        var low2b = Avx512F.Shuffle4x128(q10, q14, 0x44); var high2b = Avx512F.Shuffle4x128(q10, q14, 0xEE);
+        Avx512F.Store(dst + 2 * dstStride, Avx512F.Shuffle4x128(low2, low2b, 0x88));
+        Avx512F.Store(dst + 6 * dstStride, Avx512F.Shuffle4x128(low2, low2b, 0xDD));
+        Avx512F.Store(dst + 10 * dstStride, Avx512F.Shuffle4x128(high2, high2b, 0x88));
+        Avx512F.Store(dst + 14 * dstStride, Avx512F.Shuffle4x128(high2, high2b, 0xDD));
+        var low3 = Avx512F.Shuffle4x128(q3, q7, 0x44); var high3 = Avx512F.Shuffle4x128(q3, q7, 0xEE);
+        var low3b = Avx512F.Shuffle4x128(q11, q15, 0x44); var high3b = Avx512F.Shuffle4x128(q11, q15, 0xEE);
+        Avx512F.Store(dst + 3 * dstStride, Avx512F.Shuffle4x128(low3, low3b, 0x88));
+        Avx512F.Store(dst + 7 * dstStride, Avx512F.Shuffle4x128(low3, low3b, 0xDD));
+        Avx512F.Store(dst + 11 * dstStride, Avx512F.Shuffle4x128(high3, high3b, 0x88));
+        Avx512F.Store(dst + 15 * dstStride, Avx512F.Shuffle4x128(high3, high3b, 0xDD));
+    }
+}
