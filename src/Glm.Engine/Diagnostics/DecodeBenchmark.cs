@@ -50,8 +50,13 @@ public sealed record BenchmarkResult
     /// <summary>The cores' bf16 multiply-add ceiling measured in the same process (<see cref="MachineProbe.MeasureBf16Peak"/>),
     /// for bf16 models on CPUs with AVX512_BF16; otherwise NaN.</summary>
     public double Bf16PeakGFlops { get; init; } = double.NaN;
+    /// <summary>The cores' fp32 FMA ceiling (<see cref="MachineProbe.MeasureFp32Peak"/>) for fp32 and fp16 models; otherwise NaN.</summary>
+    public double Fp32PeakGFlops { get; init; } = double.NaN;
     /// <summary>libtorch's GEMM on the prefill's largest linear shape in the model dtype (GFLOP/s, same process), or NaN.</summary>
     public double GemmGFlops { get; init; } = double.NaN;
+    /// <summary>The engine's own path for that product in the model dtype (<see cref="MachineProbe.MeasureGemm"/> with
+    /// <c>engine</c>; GFLOP/s, same process), or NaN.</summary>
+    public double EngineGemmGFlops { get; init; } = double.NaN;
     /// <summary>The shape <see cref="GemmGFlops"/> was measured on: (prompt tokens, inputs, outputs).</summary>
     public (int M, int K, int N) GemmShape { get; init; }
 }
@@ -108,14 +113,16 @@ public static class DecodeBenchmark
         }
 
         // The compute ceilings prefill is read against, measured after the timed runs so they do not warm or cool them.
-        double peak = double.NaN, gemm = double.NaN;
+        double peak = double.NaN, fp32Peak = double.NaN, gemm = double.NaN, engineGemm = double.NaN;
         var cfg = model.Config;
         var gemmShape = (M: b * p, K: cfg.HiddenSize, N: LargestLinearOutputs(cfg));
         if (settings.MeasureBandwidth && model.Device.type == DeviceType.CPU)
         {
             progress?.Report("measuring the compute peak");
             if (model.DType == ScalarType.BFloat16) peak = MachineProbe.MeasureBf16Peak(torch.get_num_threads());
+            else fp32Peak = MachineProbe.MeasureFp32Peak(torch.get_num_threads());
             gemm = MachineProbe.MeasureGemm(gemmShape.M, gemmShape.K, gemmShape.N, PrefillGemmType(model.DType), seconds: 0.5, device: model.Device);
+            engineGemm = MachineProbe.MeasureGemm(gemmShape.M, gemmShape.K, gemmShape.N, model.DType, seconds: 0.5, device: model.Device, engine: true);
         }
 
         double bandwidth = bandwidths.Count > 0 ? bandwidths.Max() : double.NaN;
@@ -139,7 +146,9 @@ public static class DecodeBenchmark
             DecodeSteps = n - 1,
             PrefillGFlops = b * (double)PrefillFlopsPerToken(cfg, p) * p / prefill.TotalSeconds / 1e9,
             Bf16PeakGFlops = peak,
+            Fp32PeakGFlops = fp32Peak,
             GemmGFlops = gemm,
+            EngineGemmGFlops = engineGemm,
             GemmShape = gemmShape,
         };
     }

@@ -77,10 +77,41 @@ public unsafe class CpuGemmTests
             Assert.True(error <= scale / 128, $"max error {error} at scale {scale}");
 
             Assert.Null(CpuGemm.TryLinear(x[.., ..8], w, b)); // 16 rows: the decode kernels' size
-            Assert.Null(CpuGemm.TryLinear(x.to(ScalarType.Float32), w.to(ScalarType.Float32), null)); // not bf16
+            Assert.Null(CpuGemm.TryLinear(x.to(ScalarType.Float32), w, null)); // input and weights of different dtypes
             Assert.Null(CpuGemm.TryLinear(x[.., .., ..240], w[.., ..240].contiguous(), null)); // k not a multiple of 32
             CpuGemm.Enabled = false;
             Assert.Null(CpuGemm.TryLinear(x, w, b));
+        }
+        finally { CpuGemm.Enabled = before; }
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 40, 64, 96)]
+    [InlineData(ScalarType.Float16, 45, 50, 96)] // partial tiles of both operands
+    [InlineData(ScalarType.Float32, 130, 25, 4608)] // two input chunks, GLM-4's dense_4h_to_h width
+    public void Fp32AndFp16ProductsEqualTheExactSumsRoundedOnce(ScalarType dtype, int rows, int n, int k)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        using var scope = NewDisposeScope();
+        manual_seed(rows + n);
+        var x = randn(rows, k).to(dtype);
+        var w = (randn(n, k) * 0.1).to(dtype);
+        var b = randn(n).to(dtype);
+        bool before = CpuGemm.Enabled;
+        try
+        {
+            CpuGemm.Enabled = true;
+            using var ours = CpuGemm.TryLinear(x, w, b);
+            Assert.NotNull(ours);
+            Assert.Equal(dtype, ours!.dtype);
+            var x64 = x.to(ScalarType.Float64);
+            var w64 = w.to(ScalarType.Float64);
+            var exact = x64.matmul(w64.t()) + b.to(ScalarType.Float64);
+            var magnitude = x64.abs().matmul(w64.abs().t()) + b.to(ScalarType.Float64).abs();
+            // fp32: summation error only; fp16: plus one rounding of the result (half an ulp, 2⁻¹¹ relative).
+            var allowed = magnitude * 1e-6 + (dtype == ScalarType.Float16 ? exact.abs() / 2048 : zeros_like(exact));
+            var error = (ours.to(ScalarType.Float64) - exact).abs();
+            Assert.True((error <= allowed).all().item<bool>(), $"max error {error.max().item<double>()}");
         }
         finally { CpuGemm.Enabled = before; }
     }

@@ -63,11 +63,16 @@ internal static class BenchVerb
                     ? " (larger of " + string.Join(" before and ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv))) + " after the decode)"
                     : ""));
             if (!double.IsNaN(r.GemmGFlops))
-                console.Out.WriteLine(string.Format(inv, "prefill compute: {0:F1} GFLOP/s in the linear layers{1}   libtorch GEMM [{2}×{3}]·[{3}×{4}] {5}: {6:F1} GFLOP/s (prefill = {7:P1} of it)",
+                console.Out.WriteLine(string.Format(inv, "prefill compute: {0:F1} GFLOP/s in the linear layers{1}   GEMM [{2}×{3}]·[{3}×{4}]: engine {8} {9:F1} GFLOP/s, libtorch {5} {6:F1} GFLOP/s (prefill = {7:P1} of the engine's)",
                     r.PrefillGFlops,
-                    double.IsNaN(r.Bf16PeakGFlops) ? "" : string.Format(inv, " = {0:P1} of the bf16 peak ({1:F1} GFLOP/s: vdpbf16ps on {2} threads)",
-                        r.PrefillGFlops / r.Bf16PeakGFlops, r.Bf16PeakGFlops, TorchSharp.torch.get_num_threads()),
-                    r.GemmShape.M, r.GemmShape.K, r.GemmShape.N, GlmModel.DTypeName(DecodeBenchmark.PrefillGemmType(glm.DType)), r.GemmGFlops, r.PrefillGFlops / r.GemmGFlops));
+                    !double.IsNaN(r.Bf16PeakGFlops)
+                        ? string.Format(inv, " = {0:P1} of the bf16 peak ({1:F1} GFLOP/s: vdpbf16ps on {2} threads)",
+                            r.PrefillGFlops / r.Bf16PeakGFlops, r.Bf16PeakGFlops, TorchSharp.torch.get_num_threads())
+                        : double.IsNaN(r.Fp32PeakGFlops) ? ""
+                        : string.Format(inv, " = {0:P1} of the fp32 peak ({1:F1} GFLOP/s: 512-bit FMA on {2} threads)",
+                            r.PrefillGFlops / r.Fp32PeakGFlops, r.Fp32PeakGFlops, TorchSharp.torch.get_num_threads()),
+                    r.GemmShape.M, r.GemmShape.K, r.GemmShape.N, GlmModel.DTypeName(DecodeBenchmark.PrefillGemmType(glm.DType)), r.GemmGFlops,
+                    r.PrefillGFlops / r.EngineGemmGFlops, GlmModel.DTypeName(glm.DType), r.EngineGemmGFlops));
             console.Out.WriteLine(r.FusedDecodeSteps == r.DecodeSteps
                 ? "decode path: fused single-sequence step (buffers allocated once per model)"
                 : r.FusedDecodeSteps == 0 ? "decode path: tensor ops (the fused step does not apply to this model, batch or device)"

@@ -9,8 +9,8 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Modeling.Kernels;
 
 /// <summary>
-/// y = x·Wᵀ (+ b) for bf16 prompts (prefill, scoring: more rows than the decode kernels take) on the
-/// <see cref="Bf16GemmKernel"/> tile. The input is packed once per 128 rows (pairs of inputs as dwords, 32 rows per
+/// y = x·Wᵀ (+ b) for prompts (prefill, scoring: more rows than the decode kernels take): bf16 on the
+/// <see cref="Bf16GemmKernel"/> tile, fp32 and fp16 on <see cref="Fp32GemmTile"/>. The input is packed once per 128 rows (pairs of inputs as dwords, 32 rows per
 /// vector pair); the weights are read in place, 12 rows at a time, each row used by every packed tile while it is in cache.
 /// Workers take 48-row units of the weight matrix from a shared counter (a VM core that stalls hands its share to the
 /// other), write the unit's outputs into a small fp32 scratch, then transpose them 16 × 16 into the bf16 output with the
@@ -33,25 +33,21 @@ internal static unsafe class CpuGemm
     /// <summary>Weight rows per work unit (four tiles); the unit's fp32 outputs (48 × 128) stay in L1/L2 for the epilogue.</summary>
     private const int UnitColumns = 4 * Bf16GemmKernel.TileColumns;
 
-    /// <summary>The bf16 GEMM when it applies to these tensors; otherwise null so the caller uses libtorch.</summary>
+    /// <summary>Element type of an operand.</summary>
+    public enum Element { Bf16, Fp16, Fp32, Int8 }
+
+    /// <summary>
+    /// The GEMM when it applies to these tensors — bf16 input and weights (the <c>vdpbf16ps</c> tile), fp32 or fp16 input
+    /// and weights of the same dtype (the fp32 FMA tile; fp16 is widened exactly and rounded once at the end, as an fp16 GEMM
+    /// with fp32 accumulation does) — otherwise null so the caller uses libtorch.
+    /// </summary>
     public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!Enabled || !Bf16GemmKernel.IsSupported || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU || x.requires_grad) return null;
-        if (weight.dtype != ScalarType.BFloat16 || weight.dim() != 2 || weight.requires_grad || weight.device_type != DeviceType.CPU
-            || !weight.is_contiguous()) return null;
-        long[] xs = x.shape, ws = weight.shape;
-        long k = xs[^1], n = ws[0];
-        if (ws[1] != k || k == 0 || k % 32 != 0 || n == 0) return null;
-        long rows = x.NumberOfElements / k;
-        if (rows < MinRows) return null;
-        if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n || bias.device_type != DeviceType.CPU)) return null;
-        using var xc = x.contiguous();
-        var shape = (long[])xs.Clone();
-        shape[^1] = n;
-        var y = torch.empty(shape, dtype: ScalarType.BFloat16);
-        Multiply((ushort*)Data(xc), rows, k, (ushort*)Data(weight), n, bias is null ? null : Data(bias),
-            bias?.dtype ?? ScalarType.Float32, (ushort*)Data(y), ThreadCount(CpuGemv.Threads));
-        return y;
+        if (!Enabled || !Avx512F.IsSupported || x.device_type != DeviceType.CPU || x.requires_grad || x.dtype != weight.dtype) return null;
+        var kind = ElementOf(x.dtype);
+        if (kind is not { } e || (e == Element.Bf16 && !Bf16GemmKernel.IsSupported)) return null;
+        if (weight.dim() != 2 || weight.requires_grad || weight.device_type != DeviceType.CPU || !weight.is_contiguous()) return null;
+        return Run(x, weight.shape, e, Data(weight), null, bias);
     }
 
     /// <summary>
@@ -64,51 +60,97 @@ internal static unsafe class CpuGemm
     {
         if (!Enabled || !Bf16GemmKernel.IsSupported || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU || x.requires_grad) return null;
         if (q.dtype != ScalarType.Int8 || q.dim() != 2 || q.device_type != DeviceType.CPU || !q.is_contiguous() ||
-            scale.dtype != ScalarType.Float32 || !scale.is_contiguous()) return null;
-        long[] xs = x.shape, qs = q.shape;
-        long k = xs[^1], n = qs[0];
-        if (qs[1] != k || k == 0 || k % 32 != 0 || n == 0 || scale.NumberOfElements != n) return null;
+            scale.dtype != ScalarType.Float32 || !scale.is_contiguous() || scale.NumberOfElements != q.shape[0]) return null;
+        return Run(x, q.shape, Element.Int8, Data(q), (float*)Data(scale), bias);
+    }
+
+    private static Tensor? Run(Tensor x, long[] ws, Element weightKind, byte* w, float* scales, Tensor? bias)
+    {
+        long[] xs = x.shape;
+        long k = xs[^1], n = ws[0];
+        if (ws[1] != k || k == 0 || k % 32 != 0 || n == 0) return null;
         long rows = x.NumberOfElements / k;
         if (rows < MinRows) return null;
         if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n || bias.device_type != DeviceType.CPU)) return null;
         using var xc = x.contiguous();
         var shape = (long[])xs.Clone();
         shape[^1] = n;
-        var y = torch.empty(shape, dtype: ScalarType.BFloat16);
-        Multiply((ushort*)Data(xc), rows, k, null, n, bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32,
-            (ushort*)Data(y), ThreadCount(CpuGemv.Threads), (sbyte*)Data(q), (float*)Data(scale));
+        var y = torch.empty(shape, dtype: x.dtype);
+        Multiply(new Operands(Data(xc), ElementOf(x.dtype)!.Value, rows, k, w, weightKind, scales, n,
+            bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32, Data(y)), ThreadCount(CpuGemv.Threads));
         return y;
     }
 
+    private static Element? ElementOf(ScalarType dtype) => dtype switch
+    {
+        ScalarType.BFloat16 => Element.Bf16,
+        ScalarType.Float16 => Element.Fp16,
+        ScalarType.Float32 => Element.Fp32,
+        _ => null,
+    };
+
     /// <summary>
-    /// y [rows, n] (bf16) = x [rows, k] · w [n, k]ᵀ + bias, k a multiple of 32; with <paramref name="w"/> null the weights are
-    /// int8 <paramref name="q"/> with per-row <paramref name="scales"/>, dequantized to bf16 12 rows at a time.
+    /// One product y [rows, n] = x [rows, k] · w [n, k]ᵀ + bias: x and y of <see cref="Input"/>'s type (bf16, fp16, fp32), w of
+    /// <see cref="Weight"/>'s (the input's, or int8 with per-row <see cref="Scales"/> for a bf16 input), bias of
+    /// <see cref="BiasType"/> or null.
     /// </summary>
+    public readonly struct Operands(byte* x, Element input, long rows, long k, byte* w, Element weight, float* scales, long n,
+        byte* bias, ScalarType biasType, byte* y)
+    {
+        public readonly byte* X = x, W = w, Bias = bias, Y = y;
+        public readonly float* Scales = scales;
+        public readonly Element Input = input, Weight = weight;
+        public readonly long Rows = rows, K = k, N = n;
+        public readonly ScalarType BiasType = biasType;
+
+        /// <summary>bf16 inputs run the <c>vdpbf16ps</c> tile on input pairs; fp16/fp32 the fp32 tile on single inputs.</summary>
+        public bool PairTile => Input == Element.Bf16;
+
+        /// <summary>Packed dwords per input row: pairs of bf16, or single fp32 (fp16 widened) values.</summary>
+        public long Lanes => PairTile ? K / 2 : K;
+    }
+
+    /// <summary>bf16 × bf16 (or int8 <paramref name="q"/> with <paramref name="scales"/> when <paramref name="w"/> is null) → bf16.</summary>
     public static void Multiply(ushort* x, long rows, long k, ushort* w, long n, byte* bias, ScalarType biasType, ushort* y, int threads,
-        sbyte* q = null, float* scales = null)
+        sbyte* q = null, float* scales = null) =>
+        Multiply(new Operands((byte*)x, Element.Bf16, rows, k, w != null ? (byte*)w : (byte*)q, w != null ? Element.Bf16 : Element.Int8,
+            scales, n, bias, biasType, (byte*)y), threads);
+
+    /// <summary>
+    /// Runs one product (see <see cref="Operands"/>; k a multiple of 32) over <paramref name="threads"/> workers: per chunk of
+    /// up to 128 input rows, the input is packed, then units of 48 weight rows are taken from both ends, each weight block of
+    /// 12 rows run against every 32-row tile of the chunk, and the unit's sums finished into y.
+    /// </summary>
+    public static void Multiply(in Operands o, int threads)
     {
         const int TileRows = Bf16GemmKernel.TileRows, TileColumns = Bf16GemmKernel.TileColumns;
-        long pairs = k / 2, fullTiles = n / TileColumns, units = (n + UnitColumns - 1) / UnitColumns;
-        uint* packed = (uint*)NativeMemory.AlignedAlloc((nuint)(ChunkRows * pairs * sizeof(uint)), 64);
-        // Weight rows past the last full tile: copied into a zero-padded block so the tile never reads past the matrix.
+        long k = o.K, n = o.N, lanes = o.Lanes, fullTiles = n / TileColumns, units = (n + UnitColumns - 1) / UnitColumns;
+        uint* packed = (uint*)NativeMemory.AlignedAlloc((nuint)(ChunkRows * lanes * sizeof(uint)), 64);
+        // bf16 weight rows past the last full tile: copied into a zero-padded block so the tile never reads past the matrix.
         ushort* tail = null;
-        if (w != null && fullTiles * TileColumns < n)
+        if (o.Weight == Element.Bf16 && fullTiles * TileColumns < n)
         {
             tail = (ushort*)NativeMemory.AlignedAlloc((nuint)(TileColumns * k * sizeof(ushort)), 64);
             new Span<ushort>(tail, (int)(TileColumns * k)).Clear();
             long from = fullTiles * TileColumns;
-            Buffer.MemoryCopy(w + from * k, tail, TileColumns * k * sizeof(ushort), (n - from) * k * sizeof(ushort));
+            Buffer.MemoryCopy((ushort*)o.W + from * k, tail, TileColumns * k * sizeof(ushort), (n - from) * k * sizeof(ushort));
         }
         threads = (int)Math.Max(1, Math.Min(threads, units));
         var scratch = new nint[threads];
-        // Per worker: the unit's fp32 sums, then (int8) a block of 12 dequantized weight rows.
-        long scratchBytes = UnitColumns * ChunkRows * sizeof(float) + (w == null ? TileColumns * k * sizeof(ushort) : 0);
-        for (int t = 0; t < threads; t++) scratch[t] = (nint)NativeMemory.AlignedAlloc((nuint)scratchBytes, 64);
+        // Per worker: the unit's fp32 sums, then a weight block (int8 dequantized to bf16, or fp32/fp16 interleaved as fp32).
+        long blockBytes = o.Weight switch
+        {
+            Element.Int8 => TileColumns * k * sizeof(ushort),
+            Element.Fp32 or Element.Fp16 => Fp32GemmTile.BlockFloats(k) * sizeof(float),
+            _ => 0,
+        };
+        for (int t = 0; t < threads; t++) scratch[t] = (nint)NativeMemory.AlignedAlloc((nuint)(UnitColumns * ChunkRows * sizeof(float) + blockBytes), 64);
+        var operands = o;
         try
         {
-            for (long m0 = 0; m0 < rows; m0 += ChunkRows)
+            for (long m0 = 0; m0 < o.Rows; m0 += ChunkRows)
             {
-                long chunk = Math.Min(ChunkRows, rows - m0), tiles = (chunk + TileRows - 1) / TileRows, ldc = tiles * TileRows;
+                long chunk = Math.Min(ChunkRows, o.Rows - m0), tiles = (chunk + TileRows - 1) / TileRows, ldc = tiles * TileRows;
                 var claims = new StrongBox<long>(units);
                 long front = 0, back = units - 1, packNext = 0, packDone = 0, packBlocks = tiles * TileRows / 16;
                 long rowBase = m0;
@@ -119,12 +161,12 @@ internal static unsafe class CpuGemm
                     // waited on by someone other than the worker that claimed it, which is running.
                     for (long block; (block = Interlocked.Increment(ref packNext) - 1) < packBlocks;)
                     {
-                        PackBlock(x + rowBase * k, chunk, k, packed, block * 16);
+                        PackBlock(operands, rowBase, chunk, packed, block * 16);
                         Interlocked.Increment(ref packDone);
                     }
                     for (var spin = new SpinWait(); Volatile.Read(ref packDone) < packBlocks;) spin.SpinOnce(sleep1Threshold: -1);
                     float* c = (float*)scratch[part];
-                    ushort* dequantized = (ushort*)(c + UnitColumns * ChunkRows);
+                    byte* weightBlock = (byte*)(c + UnitColumns * ChunkRows);
                     // Two workers take units from opposite ends, so they write neighbouring output columns (the same cache
                     // lines of y) only where they meet; more workers share the front.
                     while (Interlocked.Decrement(ref claims.Value) >= 0)
@@ -132,25 +174,8 @@ internal static unsafe class CpuGemm
                         long unit = part == 1 && threads == 2 ? back-- : Interlocked.Increment(ref front) - 1;
                         long n0 = unit * UnitColumns, columns = Math.Min(UnitColumns, n - n0);
                         for (long j = 0; j < columns; j += TileColumns)
-                        {
-                            long r0 = n0 + j, r1 = Math.Min(n, r0 + TileColumns);
-                            ushort* rowsOfW, nextRows;
-                            if (w != null)
-                            {
-                                rowsOfW = r0 / TileColumns < fullTiles ? w + r0 * k : tail;
-                                nextRows = w + r1 * k; // the first tile's pass prefetches the next 12 rows (contiguous in w) into L2
-                            }
-                            else
-                            {
-                                CpuInt8Dequant.Rows(q, scales, (byte*)(dequantized - r0 * k), bf16: true, k, r0, r1);
-                                if (r1 - r0 < TileColumns) new Span<ushort>(dequantized + (r1 - r0) * k, (int)((TileColumns - r1 + r0) * k)).Clear();
-                                rowsOfW = dequantized;
-                                nextRows = (ushort*)(q + r1 * k);
-                            }
-                            for (long t = 0; t < tiles; t++)
-                                Bf16GemmKernel.RunTile(packed + t * pairs * TileRows, rowsOfW, k, pairs, c + j * ldc + t * TileRows, ldc, nextRows);
-                        }
-                        Finish(c, ldc, columns, chunk, n0, n, bias, biasType, y + rowBase * n);
+                            RunBlock(operands, n0 + j, packed, tiles, ldc, c + j * ldc, weightBlock, tail, fullTiles);
+                        Finish(c, ldc, columns, chunk, n0, n, operands.Bias, operands.BiasType, operands.Input, operands.Y, rowBase);
                     }
                 });
             }
@@ -163,37 +188,74 @@ internal static unsafe class CpuGemm
         }
     }
 
+    /// <summary>Weight rows [r0, r0 + 12) against every packed tile of the chunk, sums into c (row j at c + j·ldc).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunBlock(in Operands o, long r0, uint* packed, long tiles, long ldc, float* c, byte* block, ushort* tail, long fullTiles)
+    {
+        const int TileRows = Bf16GemmKernel.TileRows, TileColumns = Bf16GemmKernel.TileColumns;
+        long k = o.K, lanes = o.Lanes, r1 = Math.Min(o.N, r0 + TileColumns);
+        if (!o.PairTile)
+        {
+            Fp32GemmTile.Interleave(o.W + r0 * k * (o.Weight == Element.Fp16 ? 2 : 4), o.Weight == Element.Fp16, k, r1 - r0, (float*)block);
+            for (long t = 0; t < tiles; t++) Fp32GemmTile.Run((float*)(packed + t * lanes * TileRows), (float*)block, k, c + t * TileRows, ldc);
+            return;
+        }
+        ushort* rows, next;
+        if (o.Weight == Element.Bf16)
+        {
+            rows = r0 / TileColumns < fullTiles ? (ushort*)o.W + r0 * k : tail;
+            next = (ushort*)o.W + r1 * k; // the first tile's pass prefetches the next 12 rows (contiguous in w) into L2
+        }
+        else
+        {
+            rows = (ushort*)block;
+            CpuInt8Dequant.Rows((sbyte*)o.W, o.Scales, (byte*)(rows - r0 * k), bf16: true, k, r0, r1);
+            if (r1 - r0 < TileColumns) new Span<ushort>(rows + (r1 - r0) * k, (int)((TileColumns - r1 + r0) * k)).Clear();
+            next = (ushort*)(o.W + r1 * k);
+        }
+        for (long t = 0; t < tiles; t++)
+            Bf16GemmKernel.RunTile(packed + t * lanes * TileRows, rows, k, lanes, c + t * TileRows, ldc, next);
+    }
+
     /// <summary>
-    /// Packs the 16 input rows from <paramref name="m0"/> (of <paramref name="rows"/> bf16 rows of length k) for the tile:
-    /// packed[t][p][m] = the dword holding inputs 2p and 2p+1 of row 32t + m; rows past the input are zero.
+    /// Packs the 16 input rows from <paramref name="m0"/> of the chunk starting at row <paramref name="rowBase"/> (<paramref name="rows"/>
+    /// rows) for the tile: packed[t][p][m] = lane p of row 32t + m — the dword holding bf16 inputs 2p and 2p+1, or input p as
+    /// fp32 (fp16 widened); rows past the input are zero.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackBlock(ushort* x, long rows, long k, uint* packed, long m0)
+    private static void PackBlock(in Operands o, long rowBase, long rows, uint* packed, long m0)
     {
         const int TileRows = Bf16GemmKernel.TileRows;
-        long pairs = k / 2, valid = Math.Clamp(rows - m0, 0, 16);
-        float* dst = (float*)(packed + m0 / TileRows * pairs * TileRows + m0 % TileRows);
+        long k = o.K, lanes = o.Lanes, valid = Math.Clamp(rows - m0, 0, 16);
+        bool half = o.Input == Element.Fp16;
+        float* dst = (float*)(packed + m0 / TileRows * lanes * TileRows + m0 % TileRows);
         float* stage = stackalloc float[256];
-        for (long p0 = 0; p0 < pairs; p0 += 16)
+        // Row r's first lane (32-bit units; fp16 rows are read element-wise below).
+        float* x = (float*)(o.X + (rowBase + m0) * k * (o.Input == Element.Fp32 ? 4 : 2));
+        for (long p0 = 0; p0 < lanes; p0 += 16)
         {
-            float* src = (float*)(x + m0 * k) + p0;
-            if (valid < 16)
+            float* src = x + p0;
+            long stride = lanes;
+            if (valid < 16 || half)
             {
-                // The last rows: staged with zeros below them.
+                // fp16 rows widened, and the last rows staged with zeros below them.
                 new Span<float>(stage, 256).Clear();
-                for (long i = 0; i < valid; i++) Avx512F.Store(stage + i * 16, Avx512F.LoadVector512(src + i * pairs));
+                for (long i = 0; i < valid; i++)
+                    Avx512F.Store(stage + i * 16, half ? LoadHalf((ushort*)x + i * k + p0) : Avx512F.LoadVector512(x + i * lanes + p0));
                 src = stage;
+                stride = 16;
             }
-            Transpose16(src, valid < 16 ? 16 : pairs, dst + p0 * TileRows, TileRows);
+            Transpose16(src, stride, dst + p0 * TileRows, TileRows);
         }
     }
 
     /// <summary>
-    /// The epilogue of one unit: c [columns][ldc] holds fp32 sums for weight rows n0 + j and input rows m; writes
-    /// y[m·n + n0 + j] = bf16(c + bias) for m &lt; rows, transposing 16 × 16 blocks.
+    /// The epilogue of one unit: c [columns][ldc] holds fp32 sums for weight rows n0 + j and the chunk's input rows m; writes
+    /// y[(rowBase + m)·n + n0 + j] = round(c + bias) in the output type for m &lt; rows, transposing 16 × 16 blocks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Finish(float* c, long ldc, long columns, long rows, long n0, long n, byte* bias, ScalarType biasType, ushort* y)
+    internal static void Finish(float* c, long ldc, long columns, long rows, long n0, long n, byte* bias, ScalarType biasType,
+        Element output, byte* y, long rowBase)
     {
         float* block = stackalloc float[256];
         for (long j0 = 0; j0 < columns; j0 += 16)
@@ -209,10 +271,20 @@ internal static unsafe class CpuGemm
                 long count = Math.Min(16, rows - m0);
                 for (int i = 0; i < count; i++)
                 {
-                    ushort* at = y + (m0 + i) * n + n0 + j0;
-                    if (width == 16) { StoreBf16(at, Avx512F.LoadVector512(block + i * 16) + b); continue; }
+                    long at = (rowBase + m0 + i) * n + n0 + j0;
+                    if (width == 16)
+                    {
+                        var v = Avx512F.LoadVector512(block + i * 16) + b;
+                        if (output == Element.Fp32) Avx512F.Store((float*)y + at, v);
+                        else Store16((ushort*)y + at, v, output == Element.Bf16);
+                        continue;
+                    }
                     for (int j = 0; j < width; j++)
-                        at[j] = FloatToBf16(bias == null ? block[i * 16 + j] : block[i * 16 + j] + BiasAt(bias, biasType, n0 + j0 + j));
+                    {
+                        float v = bias == null ? block[i * 16 + j] : block[i * 16 + j] + BiasAt(bias, biasType, n0 + j0 + j);
+                        if (output == Element.Fp32) ((float*)y)[at + j] = v;
+                        else ((ushort*)y)[at + j] = output == Element.Bf16 ? FloatToBf16(v) : BitConverter.HalfToUInt16Bits((Half)v);
+                    }
                 }
             }
         }
