@@ -101,7 +101,9 @@ internal sealed class GlmBlockModel : nn.Module, IDecoderNetwork
     private Tensor Head(Tensor x)
     {
         x = LayerNorm(x, _finalNorm, _cfg.NormEps, ComputeDType);
-        return _quantizedHead is not null ? _quantizedHead.Linear(x) : F.linear(x, Cast(_wordEmbeddings.Weight, ComputeDType));
+        if (_quantizedHead is not null) return _quantizedHead.Linear(x);
+        var head = Cast(_wordEmbeddings.Weight, ComputeDType);
+        return Kernels.CpuGemm.TryLinear(x, head, null) ?? F.linear(x, head);
     }
 
     /// <summary>Embeddings and every block: the hidden states [b, s, H] before the final LayerNorm.</summary>
@@ -232,7 +234,9 @@ internal sealed class GlmBlockLayer : nn.Module
     private static Tensor Linear(Tensor x, Weights w, ScalarType dtype)
     {
         if (w.IsQuantized) return w.Linear(x); // int8 layer: kernel or on-the-fly dequantization to x's dtype
-        var y = F.linear(x, GlmBlockModel.Cast(w.Weight, dtype), w.Bias is null ? null : GlmBlockModel.Cast(w.Bias, dtype));
+        var weight = GlmBlockModel.Cast(w.Weight, dtype);
+        var bias = w.Bias is null ? null : GlmBlockModel.Cast(w.Bias, dtype);
+        var y = Kernels.CpuGemm.TryLinear(x, weight, bias) ?? F.linear(x, weight, bias); // prompts outside autograd: the engine's GEMM
         return w.Adapter is null ? y : y + w.Adapter.Delta(x);
     }
 }

@@ -1,3 +1,4 @@
+using Glm.Engine.Modeling;
 using Glm.Engine.Modeling.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -131,6 +132,36 @@ public unsafe class CpuGemmTests
         Assert.NotNull(fused);
         Assert.True(fused!.eq(reference!).all().item<bool>(), "the fused int8 path differs from multiplying the dequantized matrix");
         Assert.Null(CpuGemm.TryQuantizedLinear(x[.., ..16], q, scale, b)); // decode sizes: the int8 GEMV
+    }
+
+    [Theory]
+    [InlineData("glm4", "fp32", 1e-5)] // (at k ≤ 128 libtorch also sums in input order, so these often agree to the bit)
+    [InlineData("glm4", "bf16", 0.05)]
+    [InlineData("glm4", "fp16", 0.01)]
+    [InlineData("glm", "fp32", 1e-5)] // the original GLM layout's layers go through the same GEMM
+    public void PromptLogitsMatchTheLibtorchPath(string layout, string dtype, double tolerance)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        int[] prompt = Enumerable.Range(0, 40).Select(i => 8 + i * 7 % 60).ToArray(); // 40 rows: the prompt GEMM's size
+        using var model = layout == "glm"
+            ? GlmModel.FromWeights(GlmBlockTestSupport.TinyConfig(), new InMemoryWeights(GlmBlockTestSupport.RandomTensors(GlmBlockTestSupport.TinyConfig(), 5)),
+                null, new GlmLoadOptions { DType = dtype, Device = "cpu" }, "test")
+            : GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny"), new GlmLoadOptions { DType = dtype, Seed = 5, Device = "cpu" });
+        bool before = CpuGemm.Enabled;
+        try
+        {
+            CpuGemm.Enabled = true;
+            long before0 = CpuGemm.ProductsRun;
+            var ours = model.ComputeLogits(prompt);
+            Assert.True(CpuGemm.ProductsRun - before0 >= 4 * model.Config.NumLayers, "the prompt's linear layers did not run here");
+            CpuGemm.Enabled = false;
+            long before1 = CpuGemm.ProductsRun;
+            var reference = model.ComputeLogits(prompt);
+            Assert.Equal(before1, CpuGemm.ProductsRun);
+            double difference = ChatGlmModelTests.MaxRelativeDifference(ours, reference);
+            Assert.True(difference <= tolerance, $"max relative difference {difference}");
+        }
+        finally { CpuGemm.Enabled = before; }
     }
 
     private static ushort[] RandomBf16(Random rng, int count, double range) =>

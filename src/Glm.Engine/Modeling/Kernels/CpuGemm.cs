@@ -33,6 +33,12 @@ internal static unsafe class CpuGemm
     /// <summary>Weight rows per work unit (four tiles); the unit's fp32 outputs (48 × 128) stay in L1/L2 for the epilogue.</summary>
     private const int UnitColumns = 4 * Bf16GemmKernel.TileColumns;
 
+    [ThreadStatic] private static long _productsRun;
+
+    /// <summary>Products computed here that were started on the calling thread (tests check that a model's prompt went
+    /// through them; per thread, so tests running beside it do not count).</summary>
+    public static long ProductsRun => _productsRun;
+
     /// <summary>Element type of an operand.</summary>
     public enum Element { Bf16, Fp16, Fp32, Int8 }
 
@@ -46,7 +52,9 @@ internal static unsafe class CpuGemm
         if (!Enabled || !Avx512F.IsSupported || x.device_type != DeviceType.CPU || x.requires_grad || x.dtype != weight.dtype) return null;
         var kind = ElementOf(x.dtype);
         if (kind is not { } e || (e == Element.Bf16 && !Bf16GemmKernel.IsSupported)) return null;
-        if (weight.dim() != 2 || weight.requires_grad || weight.device_type != DeviceType.CPU || !weight.is_contiguous()) return null;
+        // A trainable weight is fine outside autograd (evaluation, perplexity): the product then records nothing either way.
+        if (weight.dim() != 2 || (weight.requires_grad && torch.is_grad_enabled()) || weight.device_type != DeviceType.CPU || !weight.is_contiguous()) return null;
+        if (bias is not null && bias.requires_grad && torch.is_grad_enabled()) return null;
         return Run(x, weight.shape, e, Data(weight), null, bias);
     }
 
@@ -123,6 +131,7 @@ internal static unsafe class CpuGemm
     /// </summary>
     public static void Multiply(in Operands o, int threads)
     {
+        _productsRun++;
         const int TileRows = Bf16GemmKernel.TileRows, TileColumns = Bf16GemmKernel.TileColumns;
         long k = o.K, n = o.N, lanes = o.Lanes, fullTiles = n / TileColumns, units = (n + UnitColumns - 1) / UnitColumns;
         uint* packed = (uint*)NativeMemory.AlignedAlloc((nuint)(ChunkRows * lanes * sizeof(uint)), 64);
