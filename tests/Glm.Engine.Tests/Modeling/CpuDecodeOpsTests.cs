@@ -114,14 +114,28 @@ public class CpuDecodeOpsTests
     [InlineData(ScalarType.Float16, 20, 0)]
     [InlineData(ScalarType.Float32, 40, 0)]
     [InlineData(ScalarType.BFloat16, 24, 13)] // a prompt after cached positions: query i sees keys 0 … 13 + i
-    public void PrefillAttentionMatchesTheCausalReference(ScalarType dtype, int s, int cached)
+    [InlineData(ScalarType.Float32, 33, 5, 16, 2, 64)] // 8 heads per group: a full and a padded tile of 6
+    [InlineData(ScalarType.Float32, 21, 3, 6, 2, 48)] // d not a multiple of 64: the per-row loop (fp32: libtorch's bf16 matmul strays at d = 48)
+    [InlineData(ScalarType.Float32, 70, 0, 12, 2, 128)] // GLM-4's 6 heads per group at d = 128, keys past one 64-block (bf16: the
+    // reference's own bf16 matmul strays at d = 128 as at 48, for the per-row loop too)
+    public void PrefillAttentionMatchesTheCausalReference(ScalarType dtype, int s, int cached, int heads = 6, int groups = 2, int d = 64)
+    {
+        foreach (long tileRows in new long[] { 2, long.MaxValue }) // register tiles (d a multiple of 64), then the per-row loop
+        {
+            long before = CpuDecodeOps.PromptTileRows;
+            CpuDecodeOps.PromptTileRows = tileRows;
+            try { PrefillAttentionCase(dtype, s, cached, heads, groups, d); }
+            finally { CpuDecodeOps.PromptTileRows = before; }
+        }
+    }
+
+    private static void PrefillAttentionCase(ScalarType dtype, int s, int cached, int heads, int groups, int d)
     {
         Runtime.TorchRuntime.EnsureInitialized();
         if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         manual_seed(16);
-        const int heads = 6, groups = 2, d = 64;
         int t = s + cached;
         float scale = 1f / MathF.Sqrt(d);
         var q = (randn(1, s, heads, d) * 2).to(dtype).transpose(1, 2); // positions-major, as the fused QKV output is

@@ -74,6 +74,12 @@ internal static unsafe partial class CpuDecodeOps
         int threads = (int)Math.Min(ThreadCount(), items);
         // K and V of every group widened to fp32 once ([2, groups, t, d]) instead of once per query row.
         float* wide = (float*)NativeMemory.AlignedAlloc((nuint)(2 * groups * t * d * sizeof(float)), 64);
+        // Register tiles for long prompts when the head size is a multiple of 64: Kᵀ per group [d][stride], keys padded to 64
+        // with zeros. Shorter prompts keep the per-row loop (128 tokens on glm4-bench: 13–15 ms against 16–23 with tiles, whose
+        // 64-key blocks are mostly past the early rows' prefixes; 1,024 tokens: 633 → 447 ms).
+        bool tiles = d % 64 == 0 && rows >= PromptTileRows;
+        long stride = (t + 63) / 64 * 64;
+        float* keysT = tiles ? (float*)NativeMemory.AlignedAlloc((nuint)(groups * d * stride * sizeof(float)), 64) : null;
         try
         {
             KernelWorkers.Run(threads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (part) =>
@@ -87,8 +93,29 @@ internal static unsafe partial class CpuDecodeOps
                     float* dst = wide + item * t * d;
                     for (long j = 0; j < t; j++)
                         for (long i = 0; i < d; i += 16) Avx512F.Store(dst + j * d + i, Wide(src, e, g * groupStride + j * rowStride + i));
+                    if (tiles && !isValue) TransposeKeys(dst, t, d, keysT + g * d * stride, stride);
                 }
             });
+            if (tiles)
+            {
+                long blocks = (rows + ItemRows - 1) / ItemRows, tileItems = groups * blocks;
+                KernelWorkers.Run(threads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (part) =>
+                {
+                    float* buffer = (float*)NativeMemory.AlignedAlloc((nuint)(PromptRowsBuffer(perGroup, d, stride) * sizeof(float)), 64);
+                    try
+                    {
+                        // Items in row order dealt in turn (a row block's cost grows with its position).
+                        for (long item = part; item < tileItems; item += threads)
+                        {
+                            long g = item % groups, r0 = item / groups * ItemRows;
+                            AttendPromptRows(strides, e, g, r0, Math.Min(rows, r0 + ItemRows), perGroup, t - rows, scale,
+                                keysT + g * d * stride, stride, wide + (groups + g) * t * d, buffer);
+                        }
+                    }
+                    finally { NativeMemory.AlignedFree(buffer); }
+                });
+                return y.transpose(1, 2);
+            }
             KernelWorkers.Run(threads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (part) =>
             {
                 float* buffer = (float*)NativeMemory.Alloc((nuint)(perGroup * (2 * d + t) + (1 + KeyBlock + ValueBlock) * d), sizeof(float));
@@ -104,7 +131,11 @@ internal static unsafe partial class CpuDecodeOps
                 finally { NativeMemory.Free(buffer); }
             });
         }
-        finally { NativeMemory.AlignedFree(wide); }
+        finally
+        {
+            NativeMemory.AlignedFree(wide);
+            if (keysT != null) NativeMemory.AlignedFree(keysT);
+        }
         return y.transpose(1, 2);
     }
 

@@ -1,0 +1,173 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static Glm.Engine.Modeling.Kernels.KernelSupport;
+
+namespace Glm.Engine.Modeling.Kernels;
+
+internal static unsafe partial class CpuDecodeOps
+{
+    /// <summary>Prompts of at least this many rows use <see cref="AttendPromptRows"/> (GLM_PROMPT_TILE_ROWS overrides; tests set it).</summary>
+    internal static long PromptTileRows { get; set; } =
+        long.TryParse(Environment.GetEnvironmentVariable("GLM_PROMPT_TILE_ROWS"), out long rows) && rows > 0 ? rows : 256;
+
+    /// <summary>Query heads per register tile of the prompt attention (GLM-4 has 6 per KV group; others are padded).</summary>
+    private const int TileHeads = 6;
+
+    /// <summary>Prompt rows per work item: each 64-key block of Kᵀ is read from L2 once for all of them.</summary>
+    private const long ItemRows = 4;
+
+    /// <summary>
+    /// Prompt attention for query rows [r0, r1) of KV group g, all its heads, as register tiles of 512-bit FMAs: scores for
+    /// 6 heads × 64 keys at a time from Kᵀ (24 accumulators, 4 key vectors and 6 broadcast query values per dimension), the
+    /// decode branch's softmax per row and head over the row's causal prefix, then P·V for 6 heads × 64 dimensions at a time.
+    /// The per-row decode loop (<see cref="AttendGroup"/>) loads a key vector for every multiply-add; here each load feeds 6.
+    /// <paramref name="keysT"/> is K of the group widened and transposed, [d][stride] (zero past t); <paramref name="values"/>
+    /// V widened, [t][d].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AttendPromptRows(in Strides s, Kind e, long g, long r0, long r1, long perGroup, long offset, float scale,
+        float* keysT, long stride, float* values, float* buffer)
+    {
+        long d = s.D, padded = (perGroup + TileHeads - 1) / TileHeads * TileHeads, rows = r1 - r0;
+        // Queries interleaved per head chunk [row][chunk][d][6]; scores [row][padded][stride]; one row's probabilities
+        // interleaved [chunk][stride][6].
+        float* queries = buffer, scores = queries + rows * padded * d, probabilities = scores + rows * padded * stride;
+        new Span<float>(queries, (int)(rows * padded * d)).Clear();
+        for (long i = 0; i < rows; i++)
+            for (long h = 0; h < perGroup; h++)
+            {
+                float* dst = queries + (i * padded + h / TileHeads * TileHeads) * d + h % TileHeads;
+                long at = (r0 + i) * s.Q0 + (g * perGroup + h) * s.Q1;
+                for (long c = 0; c < d; c++) dst[c * TileHeads] = Load(s.Q, e, at + c);
+            }
+        // Key blocks outside, rows inside: each 64-key block of Kᵀ (32 KiB at d = 128) is read from L2 once for the item's rows.
+        for (long b = 0; b * 64 < offset + r1; b++)
+            for (long i = 0; i < rows; i++)
+            {
+                if (b * 64 >= offset + r0 + i + 1) continue;
+                for (long chunk = 0; chunk < padded; chunk += TileHeads)
+                    ScoreTile(queries + (i * padded + chunk) * d, keysT + b * 64, stride, d, scores + (i * padded + chunk) * stride + b * 64, stride);
+            }
+        for (long i = 0; i < rows; i++)
+        {
+            long seen = offset + r0 + i + 1;
+            for (long h = 0; h < padded; h++)
+            {
+                float* row = scores + (i * padded + h) * stride;
+                if (h < perGroup) Softmax(row, seen, scale, e);
+                float* interleaved = probabilities + h / TileHeads * stride * TileHeads + h % TileHeads;
+                for (long j = 0; j < seen; j++) interleaved[j * TileHeads] = h < perGroup ? row[j] : 0;
+            }
+            for (long chunk = 0; chunk < padded; chunk += TileHeads)
+                for (long c0 = 0; c0 < d; c0 += 64)
+                {
+                    long heads = Math.Min(TileHeads, perGroup - chunk), outBase = ((r0 + i) * s.Heads + g * perGroup + chunk) * d + c0;
+                    ValueTile(probabilities + chunk * stride, seen, values + c0, d, s.Y, e, outBase, d, heads);
+                }
+        }
+    }
+
+    /// <summary>Floats <see cref="AttendPromptRows"/> needs as scratch.</summary>
+    private static long PromptRowsBuffer(long perGroup, long d, long stride)
+    {
+        long padded = (perGroup + TileHeads - 1) / TileHeads * TileHeads;
+        return ItemRows * padded * d + ItemRows * padded * stride + padded * stride;
+    }
+
+    /// <summary>keysT[c·stride + j] = keys[j·d + c] for j &lt; t, zero for t ≤ j &lt; stride (16 × 16 transposes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransposeKeys(float* keys, long t, long d, float* keysT, long stride)
+    {
+        float* stage = stackalloc float[256];
+        for (long j0 = 0; j0 < stride; j0 += 16)
+            for (long c0 = 0; c0 < d; c0 += 16)
+            {
+                long valid = Math.Clamp(t - j0, 0, 16);
+                if (valid == 16) { CpuGemm.Transpose16(keys + j0 * d + c0, d, keysT + c0 * stride + j0, stride); continue; }
+                new Span<float>(stage, 256).Clear();
+                for (long j = 0; j < valid; j++) Avx512F.Store(stage + j * 16, Avx512F.LoadVector512(keys + (j0 + j) * d + c0));
+                CpuGemm.Transpose16(stage, 16, keysT + c0 * stride + j0, stride);
+            }
+    }
+
+    /// <summary>scores[h·ldo + j] = Σ_c q[c·6 + h] · kᵀ[c·stride + j] for 6 heads and 64 keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ScoreTile(float* q, float* kt, long stride, long d, float* scores, long ldo)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default,
+            c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default,
+            e0 = default, e1 = default, e2 = default, e3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
+        for (long c = 0; c < d; c++, q += TileHeads, kt += stride)
+        {
+            var k0 = Avx512F.LoadVector512(kt);
+            var k1 = Avx512F.LoadVector512(kt + 16);
+            var k2 = Avx512F.LoadVector512(kt + 32);
+            var k3 = Avx512F.LoadVector512(kt + 48);
+            var x = Vector512.Create(q[0]);
+            a0 = Avx512F.FusedMultiplyAdd(k0, x, a0); a1 = Avx512F.FusedMultiplyAdd(k1, x, a1); a2 = Avx512F.FusedMultiplyAdd(k2, x, a2); a3 = Avx512F.FusedMultiplyAdd(k3, x, a3);
+            x = Vector512.Create(q[1]);
+            b0 = Avx512F.FusedMultiplyAdd(k0, x, b0); b1 = Avx512F.FusedMultiplyAdd(k1, x, b1); b2 = Avx512F.FusedMultiplyAdd(k2, x, b2); b3 = Avx512F.FusedMultiplyAdd(k3, x, b3);
+            x = Vector512.Create(q[2]);
+            c0 = Avx512F.FusedMultiplyAdd(k0, x, c0); c1 = Avx512F.FusedMultiplyAdd(k1, x, c1); c2 = Avx512F.FusedMultiplyAdd(k2, x, c2); c3 = Avx512F.FusedMultiplyAdd(k3, x, c3);
+            x = Vector512.Create(q[3]);
+            d0 = Avx512F.FusedMultiplyAdd(k0, x, d0); d1 = Avx512F.FusedMultiplyAdd(k1, x, d1); d2 = Avx512F.FusedMultiplyAdd(k2, x, d2); d3 = Avx512F.FusedMultiplyAdd(k3, x, d3);
+            x = Vector512.Create(q[4]);
+            e0 = Avx512F.FusedMultiplyAdd(k0, x, e0); e1 = Avx512F.FusedMultiplyAdd(k1, x, e1); e2 = Avx512F.FusedMultiplyAdd(k2, x, e2); e3 = Avx512F.FusedMultiplyAdd(k3, x, e3);
+            x = Vector512.Create(q[5]);
+            f0 = Avx512F.FusedMultiplyAdd(k0, x, f0); f1 = Avx512F.FusedMultiplyAdd(k1, x, f1); f2 = Avx512F.FusedMultiplyAdd(k2, x, f2); f3 = Avx512F.FusedMultiplyAdd(k3, x, f3);
+        }
+        Store4(scores, a0, a1, a2, a3); Store4(scores + ldo, b0, b1, b2, b3); Store4(scores + 2 * ldo, c0, c1, c2, c3);
+        Store4(scores + 3 * ldo, d0, d1, d2, d3); Store4(scores + 4 * ldo, e0, e1, e2, e3); Store4(scores + 5 * ldo, f0, f1, f2, f3);
+    }
+
+    /// <summary>
+    /// y[outBase + h·ldy + c] = Σ_{j &lt; seen} p[j·6 + h] · v[j·d + c] for the first <paramref name="heads"/> of 6 heads and 64
+    /// dimensions c, accumulated in fp32 and stored once in the element type.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ValueTile(float* p, long seen, float* v, long d, byte* y, Kind e, long outBase, long ldy, long heads)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default,
+            c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default,
+            e0 = default, e1 = default, e2 = default, e3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
+        for (long j = 0; j < seen; j++, p += TileHeads, v += d)
+        {
+            var v0 = Avx512F.LoadVector512(v);
+            var v1 = Avx512F.LoadVector512(v + 16);
+            var v2 = Avx512F.LoadVector512(v + 32);
+            var v3 = Avx512F.LoadVector512(v + 48);
+            var x = Vector512.Create(p[0]);
+            a0 = Avx512F.FusedMultiplyAdd(v0, x, a0); a1 = Avx512F.FusedMultiplyAdd(v1, x, a1); a2 = Avx512F.FusedMultiplyAdd(v2, x, a2); a3 = Avx512F.FusedMultiplyAdd(v3, x, a3);
+            x = Vector512.Create(p[1]);
+            b0 = Avx512F.FusedMultiplyAdd(v0, x, b0); b1 = Avx512F.FusedMultiplyAdd(v1, x, b1); b2 = Avx512F.FusedMultiplyAdd(v2, x, b2); b3 = Avx512F.FusedMultiplyAdd(v3, x, b3);
+            x = Vector512.Create(p[2]);
+            c0 = Avx512F.FusedMultiplyAdd(v0, x, c0); c1 = Avx512F.FusedMultiplyAdd(v1, x, c1); c2 = Avx512F.FusedMultiplyAdd(v2, x, c2); c3 = Avx512F.FusedMultiplyAdd(v3, x, c3);
+            x = Vector512.Create(p[3]);
+            d0 = Avx512F.FusedMultiplyAdd(v0, x, d0); d1 = Avx512F.FusedMultiplyAdd(v1, x, d1); d2 = Avx512F.FusedMultiplyAdd(v2, x, d2); d3 = Avx512F.FusedMultiplyAdd(v3, x, d3);
+            x = Vector512.Create(p[4]);
+            e0 = Avx512F.FusedMultiplyAdd(v0, x, e0); e1 = Avx512F.FusedMultiplyAdd(v1, x, e1); e2 = Avx512F.FusedMultiplyAdd(v2, x, e2); e3 = Avx512F.FusedMultiplyAdd(v3, x, e3);
+            x = Vector512.Create(p[5]);
+            f0 = Avx512F.FusedMultiplyAdd(v0, x, f0); f1 = Avx512F.FusedMultiplyAdd(v1, x, f1); f2 = Avx512F.FusedMultiplyAdd(v2, x, f2); f3 = Avx512F.FusedMultiplyAdd(v3, x, f3);
+        }
+        StoreHead(y, e, outBase, a0, a1, a2, a3);
+        if (heads > 1) StoreHead(y, e, outBase + ldy, b0, b1, b2, b3);
+        if (heads > 2) StoreHead(y, e, outBase + 2 * ldy, c0, c1, c2, c3);
+        if (heads > 3) StoreHead(y, e, outBase + 3 * ldy, d0, d1, d2, d3);
+        if (heads > 4) StoreHead(y, e, outBase + 4 * ldy, e0, e1, e2, e3);
+        if (heads > 5) StoreHead(y, e, outBase + 5 * ldy, f0, f1, f2, f3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store4(float* p, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        Avx512F.Store(p, a); Avx512F.Store(p + 16, b); Avx512F.Store(p + 32, c); Avx512F.Store(p + 48, d);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreHead(byte* y, Kind e, long at, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d)
+    {
+        StoreWide(y, e, at, a); StoreWide(y, e, at + 16, b); StoreWide(y, e, at + 32, c); StoreWide(y, e, at + 48, d);
+    }
+}
