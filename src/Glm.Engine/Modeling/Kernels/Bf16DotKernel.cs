@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -325,23 +324,14 @@ internal static unsafe class Bf16DotKernel
 
     private static (nint Rows, nint Tile, nint Peak, nint BlockedRows) Load()
     {
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !Avx512F.IsSupported) return (0, 0, 0, 0);
-        if (((X86Base.CpuId(7, 1).Eax >> 5) & 1) == 0) return (0, 0, 0, 0); // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
-        if (TileOffset + TileCode.Length > PeakOffset || PeakOffset + PeakCode.Length > BlockedRowsOffset
-            || BlockedRowsOffset + BlockedRowsCode.Length > 4096) return (0, 0, 0, 0); // layout guard
-        const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
-        const nuint PageSize = 4096;
-        nint page = mmap(0, PageSize, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (page == -1) return (0, 0, 0, 0);
-        RowsCode.CopyTo(new Span<byte>((void*)page, RowsCode.Length));
-        TileCode.CopyTo(new Span<byte>((void*)(page + TileOffset), TileCode.Length));
-        PeakCode.CopyTo(new Span<byte>((void*)(page + PeakOffset), PeakCode.Length));
-        BlockedRowsCode.CopyTo(new Span<byte>((void*)(page + BlockedRowsOffset), BlockedRowsCode.Length));
-        if (mprotect(page, PageSize, ProtRead | ProtExec) != 0) { munmap(page, PageSize); return (0, 0, 0, 0); }
-        return (page, page + TileOffset, page + PeakOffset, page + BlockedRowsOffset); // kept for the process's life
+        if (!CodePage.HasAvx512Bf16) return (0, 0, 0, 0);
+        if (TileOffset + TileCode.Length > PeakOffset || PeakOffset + PeakCode.Length > BlockedRowsOffset) return (0, 0, 0, 0); // layout guard
+        var image = new byte[BlockedRowsOffset + BlockedRowsCode.Length];
+        RowsCode.CopyTo(image);
+        TileCode.CopyTo(image.AsSpan(TileOffset));
+        PeakCode.CopyTo(image.AsSpan(PeakOffset));
+        BlockedRowsCode.CopyTo(image.AsSpan(BlockedRowsOffset));
+        nint page = CodePage.Map(image);
+        return page == 0 ? (0, 0, 0, 0) : (page, page + TileOffset, page + PeakOffset, page + BlockedRowsOffset);
     }
-
-    [DllImport("libc", SetLastError = true)] private static extern nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
-    [DllImport("libc", SetLastError = true)] private static extern int mprotect(nint address, nuint length, int protection);
-    [DllImport("libc", SetLastError = true)] private static extern int munmap(nint address, nuint length);
 }

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics.X86;
 
 namespace Glm.Engine.Modeling.Kernels;
 
@@ -131,21 +129,6 @@ internal static unsafe class Bf16GemmKernel
     public static void RunTile(uint* packedInput, ushort* weights, long weightRowElements, long pairs, float* c, long ldc, ushort* prefetch) =>
         Tile(packedInput, weights, weightRowElements * sizeof(ushort), pairs / PairsPerIteration, c, ldc * sizeof(float), prefetch);
 
-    private static delegate* unmanaged<uint*, ushort*, long, long, float*, long, ushort*, void> Load()
-    {
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !Avx512F.IsSupported) return null;
-        if (((X86Base.CpuId(7, 1).Eax >> 5) & 1) == 0) return null; // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
-        const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
-        const nuint PageSize = 4096;
-        if (TileCode.Length > (int)PageSize) return null;
-        nint page = mmap(0, PageSize, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (page == -1) return null;
-        TileCode.CopyTo(new Span<byte>((void*)page, TileCode.Length));
-        if (mprotect(page, PageSize, ProtRead | ProtExec) != 0) { munmap(page, PageSize); return null; }
-        return (delegate* unmanaged<uint*, ushort*, long, long, float*, long, ushort*, void>)page; // kept for the process's life
-    }
-
-    [DllImport("libc", SetLastError = true)] private static extern nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
-    [DllImport("libc", SetLastError = true)] private static extern int mprotect(nint address, nuint length, int protection);
-    [DllImport("libc", SetLastError = true)] private static extern int munmap(nint address, nuint length);
+    private static delegate* unmanaged<uint*, ushort*, long, long, float*, long, ushort*, void> Load() =>
+        CodePage.HasAvx512Bf16 ? (delegate* unmanaged<uint*, ushort*, long, long, float*, long, ushort*, void>)CodePage.Map(TileCode) : null;
 }
