@@ -13,9 +13,8 @@ internal static unsafe partial class CpuDecodeOps
     /// <summary>
     /// Causal attention of a prompt (prefill), replacing K/V expansion + SDPA: <paramref name="q"/> [1, heads, s, d] over
     /// <paramref name="k"/>/<paramref name="v"/> [1, kvHeads, t, d] (t ≥ s: cached positions first), query i seeing keys
-    /// 0 … t − s + i. K and V are widened to fp32 once per call. Prompts under <see cref="PromptTileRows"/> rows run the decode
-    /// loop (<see cref="AttendGroup"/>) per query position over its own prefix; longer ones (head size a multiple of 64) the
-    /// register tiles of <see cref="AttendPromptRows"/>. Both keep the decode branch's roundings (scores rounded, scaled and
+    /// 0 … t − s + i. K and V are widened to fp32 once per call. Head sizes that are multiples of 64 run the register tiles of
+    /// <see cref="AttendPromptRows"/>; others the decode loop (<see cref="AttendGroup"/>) per query position over its own prefix. Both keep the decode branch's roundings (scores rounded, scaled and
     /// rounded, fp32 softmax, probabilities rounded, fp32 P·V rounded once); libtorch's SDPA keeps scores and probabilities in
     /// fp32, so results differ from it by bf16/fp16 ulps. Work items are dealt to the workers in turn (a row's cost grows with
     /// its position). Returns [1, heads, s, d], a view of a [1, s, heads, d] tensor (the layout the output projection reads), or
@@ -40,9 +39,9 @@ internal static unsafe partial class CpuDecodeOps
         int threads = (int)Math.Min(ThreadCount(), items);
         // K and V of every group widened to fp32 once ([2, groups, t, d]) instead of once per query row.
         float* wide = (float*)NativeMemory.AlignedAlloc((nuint)(2 * groups * t * d * sizeof(float)), 64);
-        // Register tiles for long prompts when the head size is a multiple of 64: Kᵀ per group [d][stride], keys padded to 64
-        // with zeros. Shorter prompts keep the per-row loop (128 tokens on glm4-bench: 13–15 ms against 16–23 with tiles, whose
-        // 64-key blocks are mostly past the early rows' prefixes; 1,024 tokens: 633 → 447 ms).
+        // Register tiles when the head size is a multiple of 64 (Kᵀ per group [d][stride], keys padded to 64 with zeros); the
+        // per-row loop otherwise. glm4-bench, tiles against the loop: 1,024 tokens 447 against 633 ms, 128 tokens 11–13 against
+        // 14–15 ms, 32 tokens 8.9 against 9.7 ms.
         bool tiles = d % 64 == 0 && rows >= PromptTileRows;
         long stride = (t + 63) / 64 * 64;
         float* keysT = tiles ? (float*)NativeMemory.AlignedAlloc((nuint)(groups * d * stride * sizeof(float)), 64) : null;
@@ -105,9 +104,10 @@ internal static unsafe partial class CpuDecodeOps
         return y.transpose(1, 2);
     }
 
-    /// <summary>Prompts of at least this many rows use <see cref="AttendPromptRows"/> (GLM_PROMPT_TILE_ROWS overrides; tests set it).</summary>
+    /// <summary>Prompts of at least this many rows use <see cref="AttendPromptRows"/>: all of them by default (tests raise it to
+    /// reach the per-row loop; GLM_PROMPT_TILE_ROWS overrides).</summary>
     internal static long PromptTileRows { get; set; } =
-        long.TryParse(Environment.GetEnvironmentVariable("GLM_PROMPT_TILE_ROWS"), out long rows) && rows > 0 ? rows : 256;
+        long.TryParse(Environment.GetEnvironmentVariable("GLM_PROMPT_TILE_ROWS"), out long rows) && rows > 0 ? rows : 2;
 
     /// <summary>Query heads per register tile of the prompt attention (GLM-4 has 6 per KV group; others are padded).</summary>
     private const int TileHeads = 6;
@@ -128,17 +128,15 @@ internal static unsafe partial class CpuDecodeOps
         float* keysT, long stride, float* values, float* buffer)
     {
         long d = s.D, padded = (perGroup + TileHeads - 1) / TileHeads * TileHeads, rows = r1 - r0;
-        // Queries interleaved per head chunk [row][chunk][d][6]; scores [row][padded][stride]; one row's probabilities
-        // interleaved [chunk][stride][6]; one tile's P·V sums [6][64].
-        float* queries = buffer, scores = queries + rows * padded * d, probabilities = scores + rows * padded * stride,
-            sums = probabilities + padded * stride;
-        new Span<float>(queries, (int)(rows * padded * d)).Clear();
+        // Queries widened [row][padded][d] (padding heads zero); scores, then probabilities in place, [row][padded][stride];
+        // one tile's P·V sums [6][64].
+        float* queries = buffer, scores = queries + rows * padded * d, sums = scores + rows * padded * stride;
         for (long i = 0; i < rows; i++)
-            for (long h = 0; h < perGroup; h++)
+            for (long h = 0; h < padded; h++)
             {
-                float* dst = queries + (i * padded + h / TileHeads * TileHeads) * d + h % TileHeads;
+                float* dst = queries + (i * padded + h) * d;
                 long at = (r0 + i) * s.Q0 + (g * perGroup + h) * s.Q1;
-                for (long c = 0; c < d; c++) dst[c * TileHeads] = Load(s.Q, e, at + c);
+                for (long c = 0; c < d; c += 16) Avx512F.Store(dst + c, h < perGroup ? Wide(s.Q, e, at + c) : Vector512<float>.Zero);
             }
         // Key blocks outside, rows inside: each 64-key block of Kᵀ (32 KiB at d = 128) is read from L2 once for the item's rows.
         for (long b = 0; b * 64 < offset + r1; b++)
@@ -146,23 +144,18 @@ internal static unsafe partial class CpuDecodeOps
             {
                 if (b * 64 >= offset + r0 + i + 1) continue;
                 for (long chunk = 0; chunk < padded; chunk += TileHeads)
-                    HeadTile(queries + (i * padded + chunk) * d, keysT + b * 64, stride, d, scores + (i * padded + chunk) * stride + b * 64, stride);
+                    HeadTile(queries + (i * padded + chunk) * d, d, keysT + b * 64, stride, d, scores + (i * padded + chunk) * stride + b * 64, stride);
             }
         for (long i = 0; i < rows; i++)
         {
             long seen = offset + r0 + i + 1;
-            for (long h = 0; h < padded; h++)
-            {
-                float* row = scores + (i * padded + h) * stride;
-                if (h < perGroup) Softmax(row, seen, scale, e);
-                float* interleaved = probabilities + h / TileHeads * stride * TileHeads + h % TileHeads;
-                for (long j = 0; j < seen; j++) interleaved[j * TileHeads] = h < perGroup ? row[j] : 0;
-            }
+            // Padding heads keep zero scores, so their P·V sums are zero and never stored.
+            for (long h = 0; h < perGroup; h++) Softmax(scores + (i * padded + h) * stride, seen, scale, e);
             for (long chunk = 0; chunk < padded; chunk += TileHeads)
                 for (long c0 = 0; c0 < d; c0 += 64)
                 {
                     // P·V for 6 heads × 64 dimensions in fp32, then each real head's 64 outputs stored once in the element type.
-                    HeadTile(probabilities + chunk * stride, values + c0, d, seen, sums, 64);
+                    HeadTile(scores + (i * padded + chunk) * stride, stride, values + c0, d, seen, sums, 64);
                     long heads = Math.Min(TileHeads, perGroup - chunk), outBase = ((r0 + i) * s.Heads + g * perGroup + chunk) * d + c0;
                     for (long h = 0; h < heads; h++)
                         for (long j = 0; j < 64; j += 16) StoreWide(s.Y, e, outBase + h * d + j, Avx512F.LoadVector512(sums + h * 64 + j));
@@ -174,7 +167,7 @@ internal static unsafe partial class CpuDecodeOps
     private static long PromptRowsBuffer(long perGroup, long d, long stride)
     {
         long padded = (perGroup + TileHeads - 1) / TileHeads * TileHeads;
-        return ItemRows * padded * d + ItemRows * padded * stride + padded * stride + TileHeads * 64;
+        return ItemRows * padded * d + ItemRows * padded * stride + TileHeads * 64;
     }
 
     /// <summary>keysT[c·stride + j] = keys[j·d + c] for j &lt; t, zero for t ≤ j &lt; stride (16 × 16 transposes).</summary>
@@ -194,33 +187,34 @@ internal static unsafe partial class CpuDecodeOps
     }
 
     /// <summary>
-    /// The register tile of both passes: out[h·ldo + j] = Σ_{i &lt; count} scalars[i·6 + h] · vectors[i·stride + j] for 6 heads
-    /// h and 64 lanes j, summed in order in fp32. Scores: scalars = the heads' queries (interleaved), vectors = rows of Kᵀ
-    /// (count = d). P·V: scalars = the heads' probabilities (interleaved), vectors = rows of V (count = keys seen).
+    /// The register tile of both passes: out[h·ldo + j] = Σ_{i &lt; count} scalars[h·scalarStride + i] · vectors[i·stride + j]
+    /// for 6 heads h and 64 lanes j, summed in order in fp32. Scores: scalars = the heads' queries, vectors = rows of Kᵀ
+    /// (count = d). P·V: scalars = the heads' probabilities, vectors = rows of V (count = keys seen).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void HeadTile(float* scalars, float* vectors, long stride, long count, float* output, long ldo)
+    private static void HeadTile(float* scalars, long scalarStride, float* vectors, long stride, long count, float* output, long ldo)
     {
+        float* s0 = scalars, s1 = s0 + scalarStride, s2 = s1 + scalarStride, s3 = s2 + scalarStride, s4 = s3 + scalarStride, s5 = s4 + scalarStride;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default,
             c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default,
             e0 = default, e1 = default, e2 = default, e3 = default, f0 = default, f1 = default, f2 = default, f3 = default;
-        for (long i = 0; i < count; i++, scalars += TileHeads, vectors += stride)
+        for (long i = 0; i < count; i++, vectors += stride)
         {
             var k0 = Avx512F.LoadVector512(vectors);
             var k1 = Avx512F.LoadVector512(vectors + 16);
             var k2 = Avx512F.LoadVector512(vectors + 32);
             var k3 = Avx512F.LoadVector512(vectors + 48);
-            var x = Vector512.Create(scalars[0]);
+            var x = Vector512.Create(s0[i]);
             a0 = Avx512F.FusedMultiplyAdd(k0, x, a0); a1 = Avx512F.FusedMultiplyAdd(k1, x, a1); a2 = Avx512F.FusedMultiplyAdd(k2, x, a2); a3 = Avx512F.FusedMultiplyAdd(k3, x, a3);
-            x = Vector512.Create(scalars[1]);
+            x = Vector512.Create(s1[i]);
             b0 = Avx512F.FusedMultiplyAdd(k0, x, b0); b1 = Avx512F.FusedMultiplyAdd(k1, x, b1); b2 = Avx512F.FusedMultiplyAdd(k2, x, b2); b3 = Avx512F.FusedMultiplyAdd(k3, x, b3);
-            x = Vector512.Create(scalars[2]);
+            x = Vector512.Create(s2[i]);
             c0 = Avx512F.FusedMultiplyAdd(k0, x, c0); c1 = Avx512F.FusedMultiplyAdd(k1, x, c1); c2 = Avx512F.FusedMultiplyAdd(k2, x, c2); c3 = Avx512F.FusedMultiplyAdd(k3, x, c3);
-            x = Vector512.Create(scalars[3]);
+            x = Vector512.Create(s3[i]);
             d0 = Avx512F.FusedMultiplyAdd(k0, x, d0); d1 = Avx512F.FusedMultiplyAdd(k1, x, d1); d2 = Avx512F.FusedMultiplyAdd(k2, x, d2); d3 = Avx512F.FusedMultiplyAdd(k3, x, d3);
-            x = Vector512.Create(scalars[4]);
+            x = Vector512.Create(s4[i]);
             e0 = Avx512F.FusedMultiplyAdd(k0, x, e0); e1 = Avx512F.FusedMultiplyAdd(k1, x, e1); e2 = Avx512F.FusedMultiplyAdd(k2, x, e2); e3 = Avx512F.FusedMultiplyAdd(k3, x, e3);
-            x = Vector512.Create(scalars[5]);
+            x = Vector512.Create(s5[i]);
             f0 = Avx512F.FusedMultiplyAdd(k0, x, f0); f1 = Avx512F.FusedMultiplyAdd(k1, x, f1); f2 = Avx512F.FusedMultiplyAdd(k2, x, f2); f3 = Avx512F.FusedMultiplyAdd(k3, x, f3);
         }
         Store4(output, a0, a1, a2, a3); Store4(output + ldo, b0, b1, b2, b3); Store4(output + 2 * ldo, c0, c1, c2, c3);
