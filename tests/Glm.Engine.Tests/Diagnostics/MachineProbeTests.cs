@@ -41,4 +41,17 @@ public class MachineProbeTests
         // One core: 32 products per instruction at ≥ 1 instruction per 4 cycles of a ≥ 1 GHz clock, at most 4 per cycle at 6 GHz.
         Assert.InRange(peak, 16, 32 * 2 * 4 * 6.0);
     }
+
+    [Fact]
+    public void Fp32PeakIsAPlausibleRateWithAvx512()
+    {
+        double peak = MachineProbe.MeasureFp32Peak(threads: 1, secondsPerRound: 0.02);
+        if (!System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+        {
+            Assert.True(double.IsNaN(peak));
+            return;
+        }
+        // One core: 16 lanes × 2 FLOPs per FMA at ≥ 1 FMA per 4 cycles of a ≥ 1 GHz clock, at most 2 per cycle at 6 GHz.
+        Assert.InRange(peak, 8, 16 * 2 * 2 * 6.0);
+    }
 }
