@@ -10,11 +10,15 @@ public sealed partial class BatchScheduler
     // Active requests; _active[i] owns row i of the cache (rows stay packed: a retired row is refilled from the last one).
     private readonly List<Request> _active = new();
     private int _activeCount;
-    private long _steps, _rowSteps, _joined;
+    private long _steps, _rowSteps, _joined, _fusedSteps;
     private int _peak;
 
     /// <summary>Batched decode steps run so far.</summary>
     public long DecodeSteps => Interlocked.Read(ref _steps);
+
+    /// <summary>Decode steps of a lone request that ran through the model's fused single-sequence step (the tensor path
+    /// otherwise).</summary>
+    public long FusedDecodeSteps => Interlocked.Read(ref _fusedSteps);
 
     /// <summary>Tokens decoded by those steps (the mean batch is this ÷ <see cref="DecodeSteps"/>).</summary>
     public long DecodedRows => Interlocked.Read(ref _rowSteps);
@@ -168,12 +172,14 @@ public sealed partial class BatchScheduler
             var positions = torch.tensor(pos, device: device);
             _cache.TargetRagged(n, positions, attend);
             Tensor logits;
+            long fusedBefore = ChatGlmDecodeStep.TokensRun; // this thread's count
             try
             {
                 logits = _model.Network.Forward(torch.tensor(ids, new long[] { n, 1 }, device: device), positions.view(n, 1), _cache,
                     torch.tensor(mask, new long[] { n, 1, 1, attend }, device: device), lastOnly: true);
             }
             finally { _cache.ResetTarget(); }
+            if (ChatGlmDecodeStep.TokensRun != fusedBefore) Interlocked.Increment(ref _fusedSteps);
             next = PickRows(logits.reshape(n, -1));
         }
         for (int i = 0; i < n; i++) _active[i].Length++;

@@ -51,6 +51,13 @@ public sealed class KvCache : IDisposable
     /// <summary>True for a one-row CPU cache in plain append mode (no scheduler row targets): what the fused decode step writes.</summary>
     internal bool IsPlainSingleRow => BatchSize == 1 && _row < 0 && _positions is null && _keyData is not null;
 
+    /// <summary>True when the next forward is the scheduler's step for a lone request: one token into row 0 at its own
+    /// position, attending over <see cref="RaggedAttend"/> positions (a CPU cache, so the fused decode step can write row 0).</summary>
+    internal bool IsLoneRaggedRow => _positions is not null && _rows == 1 && _keyData is not null;
+
+    /// <summary>Positions a ragged step attends over (set by <see cref="TargetRagged"/>).</summary>
+    internal int RaggedAttend => _attend;
+
     // Write targets used by the continuous-batching scheduler (one slot per request, see Generation/BatchScheduler):
     // _row ≥ 0: the next forward writes row _row only (prefill of one slot, at Length..Length+s);
     // _positions set: the next forward writes one token into each of rows 0.._rows-1 at that row's own position and

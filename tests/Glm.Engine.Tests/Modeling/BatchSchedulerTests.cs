@@ -31,6 +31,22 @@ public class BatchSchedulerTests
     }
 
     [Theory]
+    [InlineData("fp32")]
+    [InlineData("bf16")]
+    public async Task ALoneRequestDecodesThroughTheFusedStepWithTheSameTokens(string dtype)
+    {
+        using var model = Tiny("glm4-tiny", dtype);
+        var prompt = RandomPrompt(13, 7, model.Config.VocabSize);
+        var options = new GenerationOptions { MaxNewTokens = 20, StopTokenIds = Array.Empty<int>() };
+        var expected = await model.GenerateIdsAsync(prompt, options);
+        using var scheduler = new BatchScheduler(model, new BatchSchedulerOptions { MaxBatch = 4, MaxContext = 64 });
+        var (ids, _) = await Consume(scheduler.GenerateAsync(prompt, options), Array.Empty<int>());
+        Assert.Equal(expected, ids);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) // the fused step needs the managed kernels
+            Assert.Equal(scheduler.DecodeSteps, scheduler.FusedDecodeSteps);
+    }
+
+    [Theory]
     [InlineData("glm4-tiny", 4, "fp32")]
     [InlineData("glm4-tiny", 8, "fp32")]
     [InlineData("chatglm3-tiny", 6, "fp32")]
