@@ -51,7 +51,8 @@ public class MachineProbeTests
             Assert.True(double.IsNaN(peak));
             return;
         }
-        // One core: 16 lanes × 2 FLOPs per FMA at ≥ 1 FMA per 4 cycles of a ≥ 1 GHz clock, at most 2 per cycle at 6 GHz.
-        Assert.InRange(peak, 8, 16 * 2 * 2 * 6.0);
+        // One core: at most 16 lanes × 2 FLOPs per FMA, 2 FMAs per cycle at 6 GHz. The lower bound only rules out a broken
+        // probe: a Debug build (CI's) compiles the managed loop without optimisation (7 GFLOP/s there against 115 in Release).
+        Assert.InRange(peak, 1, 16 * 2 * 2 * 6.0);
     }
 }
