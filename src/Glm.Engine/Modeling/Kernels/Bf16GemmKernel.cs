@@ -1,4 +1,3 @@
-
 namespace Glm.Engine.Modeling.Kernels;
 
 /// <summary>

@@ -41,9 +41,6 @@ internal static unsafe class CpuGemm
     /// through them; per thread, so tests running beside it do not count).</summary>
     public static long ProductsRun => _productsRun;
 
-    /// <summary>Element type of an operand.</summary>
-    public enum Element { Bf16, Fp16, Fp32, Int8 }
-
     /// <summary>
     /// The GEMM when it applies to these tensors — bf16 input and weights (the <c>vdpbf16ps</c> tile), fp32 or fp16 input
     /// and weights of the same dtype (the fp32 FMA tile; fp16 is widened exactly and rounded once at the end, as an fp16 GEMM
@@ -51,13 +48,12 @@ internal static unsafe class CpuGemm
     /// </summary>
     public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!Enabled || !Avx512F.IsSupported || x.device_type != DeviceType.CPU || x.requires_grad || x.dtype != weight.dtype) return null;
-        var kind = ElementOf(x.dtype);
-        if (kind is not { } e || (e == Element.Bf16 && !Bf16GemmKernel.IsSupported)) return null;
+        if (!Enabled || !Avx512F.IsSupported || x.device_type != DeviceType.CPU || x.requires_grad || x.dtype != weight.dtype || !IsFloatDType(x)) return null;
+        if (x.dtype == ScalarType.BFloat16 && !Bf16GemmKernel.IsSupported) return null;
         // A trainable weight is fine outside autograd (evaluation, perplexity): the product then records nothing either way.
         if (weight.dim() != 2 || (weight.requires_grad && torch.is_grad_enabled()) || weight.device_type != DeviceType.CPU || !weight.is_contiguous()) return null;
         if (bias is not null && bias.requires_grad && torch.is_grad_enabled()) return null;
-        return Run(x, weight.shape, e, Data(weight), null, bias);
+        return Run(x, weight.shape, weight.dtype, Data(weight), null, bias);
     }
 
     /// <summary>
@@ -71,10 +67,10 @@ internal static unsafe class CpuGemm
         if (!Enabled || !Bf16GemmKernel.IsSupported || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU || x.requires_grad) return null;
         if (q.dtype != ScalarType.Int8 || q.dim() != 2 || q.device_type != DeviceType.CPU || !q.is_contiguous() ||
             scale.dtype != ScalarType.Float32 || !scale.is_contiguous() || scale.NumberOfElements != q.shape[0]) return null;
-        return Run(x, q.shape, Element.Int8, Data(q), (float*)Data(scale), bias);
+        return Run(x, q.shape, ScalarType.Int8, Data(q), (float*)Data(scale), bias);
     }
 
-    private static Tensor? Run(Tensor x, long[] ws, Element weightKind, byte* w, float* scales, Tensor? bias)
+    private static Tensor? Run(Tensor x, long[] ws, ScalarType weightType, byte* w, float* scales, Tensor? bias)
     {
         long[] xs = x.shape;
         long k = xs[^1], n = ws[0];
@@ -86,45 +82,34 @@ internal static unsafe class CpuGemm
         var shape = (long[])xs.Clone();
         shape[^1] = n;
         var y = torch.empty(shape, dtype: x.dtype);
-        Multiply(new Operands(Data(xc), ElementOf(x.dtype)!.Value, rows, k, w, weightKind, scales, n,
+        Multiply(new Operands(Data(xc), x.dtype, rows, k, w, weightType, scales, n,
             bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32, Data(y)), ThreadCount(CpuGemv.Threads));
         return y;
     }
-
-    private static Element? ElementOf(ScalarType dtype) => dtype switch
-    {
-        ScalarType.BFloat16 => Element.Bf16,
-        ScalarType.Float16 => Element.Fp16,
-        ScalarType.Float32 => Element.Fp32,
-        _ => null,
-    };
 
     /// <summary>
     /// One product y [rows, n] = x [rows, k] · w [n, k]ᵀ + bias: x and y of <see cref="Input"/>'s type (bf16, fp16, fp32), w of
     /// <see cref="Weight"/>'s (the input's, or int8 with per-row <see cref="Scales"/> for a bf16 input), bias of
     /// <see cref="BiasType"/> or null.
     /// </summary>
-    public readonly struct Operands(byte* x, Element input, long rows, long k, byte* w, Element weight, float* scales, long n,
+    public readonly struct Operands(byte* x, ScalarType input, long rows, long k, byte* w, ScalarType weight, float* scales, long n,
         byte* bias, ScalarType biasType, byte* y)
     {
         public readonly byte* X = x, W = w, Bias = bias, Y = y;
         public readonly float* Scales = scales;
-        public readonly Element Input = input, Weight = weight;
+        public readonly ScalarType Input = input, Weight = weight, BiasType = biasType;
         public readonly long Rows = rows, K = k, N = n;
-        public readonly ScalarType BiasType = biasType;
 
         /// <summary>bf16 inputs run the <c>vdpbf16ps</c> tile on input pairs; fp16/fp32 the fp32 tile on single inputs.</summary>
-        public bool PairTile => Input == Element.Bf16;
+        public bool PairTile => Input == ScalarType.BFloat16;
 
         /// <summary>Packed dwords per input row: pairs of bf16, or single fp32 (fp16 widened) values.</summary>
         public long Lanes => PairTile ? K / 2 : K;
     }
 
-    /// <summary>bf16 × bf16 (or int8 <paramref name="q"/> with <paramref name="scales"/> when <paramref name="w"/> is null) → bf16.</summary>
-    public static void Multiply(ushort* x, long rows, long k, ushort* w, long n, byte* bias, ScalarType biasType, ushort* y, int threads,
-        sbyte* q = null, float* scales = null) =>
-        Multiply(new Operands((byte*)x, Element.Bf16, rows, k, w != null ? (byte*)w : (byte*)q, w != null ? Element.Bf16 : Element.Int8,
-            scales, n, bias, biasType, (byte*)y), threads);
+    /// <summary>bf16 x [rows, k] × bf16 w [n, k]ᵀ (+ bias) → bf16 y [rows, n].</summary>
+    public static void Multiply(ushort* x, long rows, long k, ushort* w, long n, byte* bias, ScalarType biasType, ushort* y, int threads) =>
+        Multiply(new Operands((byte*)x, ScalarType.BFloat16, rows, k, (byte*)w, ScalarType.BFloat16, null, n, bias, biasType, (byte*)y), threads);
 
     /// <summary>
     /// Runs one product (see <see cref="Operands"/>; k a multiple of 32) over <paramref name="threads"/> workers: per chunk of
@@ -139,7 +124,7 @@ internal static unsafe class CpuGemm
         uint* packed = (uint*)NativeMemory.AlignedAlloc((nuint)(ChunkRows * lanes * sizeof(uint)), 64);
         // bf16 weight rows past the last full tile: copied into a zero-padded block so the tile never reads past the matrix.
         ushort* tail = null;
-        if (o.Weight == Element.Bf16 && fullTiles * TileColumns < n)
+        if (o.Weight == ScalarType.BFloat16 && fullTiles * TileColumns < n)
         {
             tail = (ushort*)NativeMemory.AlignedAlloc((nuint)(TileColumns * k * sizeof(ushort)), 64);
             new Span<ushort>(tail, (int)(TileColumns * k)).Clear();
@@ -151,8 +136,8 @@ internal static unsafe class CpuGemm
         // Per worker: the unit's fp32 sums, then a weight block (int8 dequantized to bf16, or fp32/fp16 interleaved as fp32).
         long blockBytes = o.Weight switch
         {
-            Element.Int8 => TileColumns * k * sizeof(ushort),
-            Element.Fp32 or Element.Fp16 => Fp32GemmTile.BlockFloats(k) * sizeof(float),
+            ScalarType.Int8 => TileColumns * k * sizeof(ushort),
+            ScalarType.Float32 or ScalarType.Float16 => Fp32GemmTile.BlockFloats(k) * sizeof(float),
             _ => 0,
         };
         for (int t = 0; t < threads; t++) scratch[t] = (nint)NativeMemory.AlignedAlloc((nuint)(UnitColumns * ChunkRows * sizeof(float) + blockBytes), 64);
@@ -207,12 +192,13 @@ internal static unsafe class CpuGemm
         long k = o.K, lanes = o.Lanes, r1 = Math.Min(o.N, r0 + TileColumns);
         if (!o.PairTile)
         {
-            Fp32GemmTile.Interleave(o.W + r0 * k * (o.Weight == Element.Fp16 ? 2 : 4), o.Weight == Element.Fp16, k, r1 - r0, (float*)block);
+            bool half = o.Weight == ScalarType.Float16;
+            Fp32GemmTile.Interleave(o.W + r0 * k * (half ? 2 : 4), half, k, r1 - r0, (float*)block);
             for (long t = 0; t < tiles; t++) Fp32GemmTile.Run((float*)(packed + t * lanes * TileRows), (float*)block, k, c + t * TileRows, ldc);
             return;
         }
         ushort* rows, next;
-        if (o.Weight == Element.Bf16)
+        if (o.Weight == ScalarType.BFloat16)
         {
             rows = r0 / TileColumns < fullTiles ? (ushort*)o.W + r0 * k : tail;
             next = (ushort*)o.W + r1 * k; // the next 12 rows (contiguous in w), prefetched into L2 while this block runs
@@ -241,11 +227,11 @@ internal static unsafe class CpuGemm
     {
         const int TileRows = Bf16GemmKernel.TileRows;
         long k = o.K, lanes = o.Lanes, valid = Math.Clamp(rows - m0, 0, 16);
-        bool half = o.Input == Element.Fp16;
+        bool half = o.Input == ScalarType.Float16;
         float* dst = (float*)(packed + m0 / TileRows * lanes * TileRows + m0 % TileRows);
         float* stage = stackalloc float[256];
         // Row r's first lane (32-bit units; fp16 rows are read element-wise below).
-        float* x = (float*)(o.X + (rowBase + m0) * k * (o.Input == Element.Fp32 ? 4 : 2));
+        float* x = (float*)(o.X + (rowBase + m0) * k * (o.Input == ScalarType.Float32 ? 4 : 2));
         for (long p0 = 0; p0 < lanes; p0 += 16)
         {
             float* src = x + p0;
@@ -269,7 +255,7 @@ internal static unsafe class CpuGemm
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Finish(float* c, long ldc, long columns, long rows, long n0, long n, byte* bias, ScalarType biasType,
-        Element output, byte* y, long rowBase)
+        ScalarType output, byte* y, long rowBase)
     {
         float* block = stackalloc float[256];
         for (long j0 = 0; j0 < columns; j0 += 16)
@@ -289,27 +275,16 @@ internal static unsafe class CpuGemm
                     if (width == 16)
                     {
                         var v = Avx512F.LoadVector512(block + i * 16) + b;
-                        if (output == Element.Fp32) Avx512F.Store((float*)y + at, v);
-                        else Store16((ushort*)y + at, v, output == Element.Bf16);
+                        if (output == ScalarType.Float32) Avx512F.Store((float*)y + at, v);
+                        else Store16((ushort*)y + at, v, output == ScalarType.BFloat16);
                         continue;
                     }
                     for (int j = 0; j < width; j++)
-                    {
-                        float v = bias == null ? block[i * 16 + j] : block[i * 16 + j] + BiasAt(bias, biasType, n0 + j0 + j);
-                        if (output == Element.Fp32) ((float*)y)[at + j] = v;
-                        else ((ushort*)y)[at + j] = output == Element.Bf16 ? FloatToBf16(v) : BitConverter.HalfToUInt16Bits((Half)v);
-                    }
+                        StoreAny(y, output, at + j, bias == null ? block[i * 16 + j] : block[i * 16 + j] + LoadAny(bias, biasType, n0 + j0 + j));
                 }
             }
         }
     }
-
-    private static float BiasAt(byte* bias, ScalarType type, long i) => type switch
-    {
-        ScalarType.Float32 => ((float*)bias)[i],
-        ScalarType.BFloat16 => Bf16ToFloat(((ushort*)bias)[i]),
-        _ => (float)BitConverter.UInt16BitsToHalf(((ushort*)bias)[i]),
-    };
 
     /// <summary>
     /// Writes the transpose of the 16 × 16 block of 32-bit lanes at <paramref name="src"/> (rows <paramref name="srcStride"/>

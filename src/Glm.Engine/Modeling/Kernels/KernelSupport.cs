@@ -100,12 +100,21 @@ internal static unsafe class KernelSupport
     public static bool IsFloatDType(Tensor? t) =>
         t is not null && (t.dtype == ScalarType.BFloat16 || t.dtype == ScalarType.Float16 || t.dtype == ScalarType.Float32);
 
-    private static float LoadAny(byte* p, ScalarType dtype, long i) => dtype switch
+    /// <summary>Element <paramref name="i"/> of a bf16, fp16 or fp32 buffer as fp32.</summary>
+    public static float LoadAny(byte* p, ScalarType dtype, long i) => dtype switch
     {
         ScalarType.BFloat16 => Bf16ToFloat(((ushort*)p)[i]),
         ScalarType.Float16 => (float)BitConverter.UInt16BitsToHalf(((ushort*)p)[i]),
         _ => ((float*)p)[i],
     };
+
+    /// <summary><paramref name="v"/> stored as element <paramref name="i"/> of a bf16, fp16 or fp32 buffer, rounded to nearest even.</summary>
+    public static void StoreAny(byte* p, ScalarType dtype, long i, float v)
+    {
+        if (dtype == ScalarType.BFloat16) ((ushort*)p)[i] = FloatToBf16(v);
+        else if (dtype == ScalarType.Float16) ((ushort*)p)[i] = BitConverter.HalfToUInt16Bits((Half)v);
+        else ((float*)p)[i] = v;
+    }
 
     /// <summary>The elements of contiguous bf16/fp16/fp32 <paramref name="x"/> widened to fp32 in native memory (free with
     /// <see cref="System.Runtime.InteropServices.NativeMemory.Free"/>): one managed pass instead of a libtorch cast op.</summary>
@@ -162,10 +171,7 @@ internal static unsafe class KernelSupport
             {
                 float v = y[r * n + j];
                 if (bias != null) v += LoadAny(bias, biasType, j);
-                long at = r * n + j;
-                if (dtype == ScalarType.BFloat16) ((ushort*)output)[at] = FloatToBf16(v);
-                else if (dtype == ScalarType.Float16) ((ushort*)output)[at] = BitConverter.HalfToUInt16Bits((Half)v);
-                else ((float*)output)[at] = v;
+                StoreAny(output, dtype, r * n + j, v);
             }
         }
     }
