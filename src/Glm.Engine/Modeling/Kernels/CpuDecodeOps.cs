@@ -265,27 +265,30 @@ internal static unsafe partial class CpuDecodeOps
         ForRowRanges((count + Chunk - 1) / Chunk, ThreadCount(), small: count < ParallelElements, (c0, c1) =>
         {
             long from = c0 * Chunk, to = Math.Min(count, c1 * Chunk);
-            Buffer.MemoryCopy(xp + from * size, sp + from * size, (to - from) * size, (to - from) * size);
-            AddInPlace(dtype, sp + from * size, yp + from * size, to - from);
+            Add(dtype, xp + from * size, yp + from * size, sp + from * size, to - from);
         });
         return sum;
     }
 
     /// <summary><paramref name="x"/> = <paramref name="x"/> + <paramref name="y"/> over <paramref name="n"/> elements of
     /// <paramref name="dtype"/>, summed in fp32 and rounded once (what libtorch's half-precision add stores).</summary>
+    public static void AddInPlace(ScalarType dtype, byte* x, byte* y, long n) => Add(dtype, x, y, x, n);
+
+    /// <summary><paramref name="sum"/> = <paramref name="x"/> + <paramref name="y"/> over <paramref name="n"/> elements of
+    /// <paramref name="dtype"/>, summed in fp32 and rounded once (<paramref name="sum"/> may be <paramref name="x"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void AddInPlace(ScalarType dtype, byte* x, byte* y, long n)
+    private static void Add(ScalarType dtype, byte* x, byte* y, byte* sum, long n)
     {
         var e = KindOf(dtype);
         long i = 0;
         if (Avx512F.IsSupported)
         {
             if (e == Kind.Fp32)
-                for (; i + 16 <= n; i += 16) Avx512F.Store((float*)x + i, Avx512F.LoadVector512((float*)x + i) + Avx512F.LoadVector512((float*)y + i));
+                for (; i + 16 <= n; i += 16) Avx512F.Store((float*)sum + i, Avx512F.LoadVector512((float*)x + i) + Avx512F.LoadVector512((float*)y + i));
             else
-                for (bool bf16 = e == Kind.Bf16; i + 16 <= n; i += 16) Store16((ushort*)x + i, Load16((ushort*)x + i, bf16) + Load16((ushort*)y + i, bf16), bf16);
+                for (bool bf16 = e == Kind.Bf16; i + 16 <= n; i += 16) Store16((ushort*)sum + i, Load16((ushort*)x + i, bf16) + Load16((ushort*)y + i, bf16), bf16);
         }
-        for (; i < n; i++) Store(x, e, i, Load(x, e, i) + Load(y, e, i));
+        for (; i < n; i++) Store(sum, e, i, Load(x, e, i) + Load(y, e, i));
     }
 
     /// <summary>
