@@ -161,8 +161,9 @@ public static class DecodeBenchmark
         return 2 * (ModelPresets.ParametersReadPerToken(cfg) - head) + 2 * head / Math.Max(1, promptTokens);
     }
 
-    /// <summary>The dtype a prompt's GEMMs run in on the CPU: fp16 weights are widened to fp32 for the call (libtorch has no fast
-    /// fp16 GEMM there), everything else runs in its own dtype.</summary>
+    /// <summary>The dtype libtorch's GEMM runs a prompt's products in on the CPU, where the engine's own GEMM does not take them
+    /// (<c>Weights.WidenedHalfLinear</c>): fp16 weights are widened to fp32 for the call (libtorch has no fast fp16 GEMM there),
+    /// everything else runs in its own dtype. The bench's libtorch GEMM line is measured in it.</summary>
     public static ScalarType PrefillGemmType(ScalarType dtype) => dtype == ScalarType.Float16 ? ScalarType.Float32 : dtype;
 
     // The MLP's first projection: gate and up fused (SwiGLU layouts) or one [ffn, hidden] matrix (original GLM's GELU MLP).
