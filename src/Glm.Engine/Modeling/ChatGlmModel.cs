@@ -235,28 +235,44 @@ internal sealed class ChatGlmBlock : nn.Module
         t = DecodeProfiler.Start();
         var ctx = Attention(q, k, v, mask, causal: cache is null || cache.Length == 0);
         DecodeProfiler.Stop(DecodeSection.Attention, t);
-        t = DecodeProfiler.Start();
-        var a = _dense.Linear(ctx.transpose(1, 2).reshape(b, s, nh * d));
-        DecodeProfiler.Stop(DecodeSection.OutputProjection, t);
-        if (_postSelfAttnNorm is not null) a = ChatGlmModel.RmsNorm(a, _postSelfAttnNorm.Weight, eps, hfNorm);
-        t = DecodeProfiler.Start();
-        x = CpuDecodeOps.TryAdd(x, a) ?? x + a;
-        DecodeProfiler.Stop(DecodeSection.Residual, t);
+        x = ProjectAndAdd(_dense, ctx.transpose(1, 2).reshape(b, s, nh * d), x, _postSelfAttnNorm, DecodeSection.OutputProjection, hfNorm);
 
         h = ChatGlmModel.RmsNorm(x, _postAttnNorm.Weight, eps, hfNorm);
         t = DecodeProfiler.Start();
-        var gateUp = _gateUp.Linear(h);
+        // Prompts on the engine's GEMM apply SwiGLU in its epilogue (the gate/up product is never stored).
+        var m = _gateUp.TryLinearSwiGlu(h, _cfg.FfnHiddenSize);
         DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
-        t = DecodeProfiler.Start();
-        var m = CpuDecodeOps.TrySwiGlu(gateUp, _cfg.FfnHiddenSize)
+        if (m is null)
+        {
+            t = DecodeProfiler.Start();
+            var gateUp = _gateUp.Linear(h);
+            DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
+            t = DecodeProfiler.Start();
+            m = CpuDecodeOps.TrySwiGlu(gateUp, _cfg.FfnHiddenSize)
                 ?? F.silu(gateUp.narrow(2, 0, _cfg.FfnHiddenSize)) * gateUp.narrow(2, _cfg.FfnHiddenSize, _cfg.FfnHiddenSize);
-        DecodeProfiler.Stop(DecodeSection.SwiGlu, t);
+            DecodeProfiler.Stop(DecodeSection.SwiGlu, t);
+        }
+        return ProjectAndAdd(_down, m, x, _postMlpNorm, DecodeSection.MlpProjections, hfNorm);
+    }
+
+    /// <summary>
+    /// residual + norm(layer(input)): the sublayer's output projection and the residual add. Without a sandwich norm, prompts on
+    /// the engine's GEMM add the residual in its epilogue (same bits, one pass fewer).
+    /// </summary>
+    private Tensor ProjectAndAdd(Weights layer, Tensor input, Tensor residual, Weights? norm, DecodeSection section, bool hfNorm)
+    {
+        long t = DecodeProfiler.Start();
+        var sum = norm is null ? layer.TryLinearAddTo(input, residual) : null;
+        if (sum is not null)
+        {
+            DecodeProfiler.Stop(section, t);
+            return sum;
+        }
+        var o = layer.Linear(input);
+        DecodeProfiler.Stop(section, t);
+        if (norm is not null) o = ChatGlmModel.RmsNorm(o, norm.Weight, _cfg.NormEps, hfNorm);
         t = DecodeProfiler.Start();
-        var o = _down.Linear(m);
-        DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
-        if (_postMlpNorm is not null) o = ChatGlmModel.RmsNorm(o, _postMlpNorm.Weight, eps, hfNorm);
-        t = DecodeProfiler.Start();
-        x = CpuDecodeOps.TryAdd(x, o) ?? x + o;
+        var x = CpuDecodeOps.TryAdd(residual, o) ?? residual + o;
         DecodeProfiler.Stop(DecodeSection.Residual, t);
         return x;
     }

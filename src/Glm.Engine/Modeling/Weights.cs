@@ -55,6 +55,24 @@ internal sealed class Weights : nn.Module
 
     public Tensor Linear(Tensor x) => Adapter is null ? BaseLinear(x) : BaseLinear(x) + Adapter.Delta(x);
 
+    /// <summary>
+    /// <paramref name="residual"/> + <see cref="Linear"/>(x) in one pass where the prompt GEMM takes this layer (the residual
+    /// added in its epilogue, with the separate add's roundings); null otherwise, and the caller adds.
+    /// </summary>
+    public Tensor? TryLinearAddTo(Tensor x, Tensor residual) => TryFusedLinear(x, GemmEpilogue.AddTo(residual));
+
+    /// <summary>
+    /// silu(gate) · up of this fused gate/up layer's output ([..., 2·ffn] → [..., ffn]) in one pass where the prompt GEMM takes
+    /// it (bit for bit what <see cref="CpuDecodeOps.TrySwiGlu"/> makes of <see cref="Linear"/>'s output); null otherwise.
+    /// </summary>
+    public Tensor? TryLinearSwiGlu(Tensor x, long ffn) => TryFusedLinear(x, GemmEpilogue.SwiGlu(ffn));
+
+    private Tensor? TryFusedLinear(Tensor x, GemmEpilogue epilogue)
+    {
+        if (Adapter is not null || !CpuGemm.FuseEpilogues) return null;
+        return IsQuantized ? CpuGemm.TryQuantizedLinear(x, Weight, WeightScale!, Bias, epilogue) : CpuGemm.TryLinear(x, Weight, Bias, epilogue);
+    }
+
     private Tensor BaseLinear(Tensor x)
     {
         if (IsQuantized) return QuantizedLinear(x);

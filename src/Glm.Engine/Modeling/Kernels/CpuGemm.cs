@@ -13,14 +13,16 @@ namespace Glm.Engine.Modeling.Kernels;
 /// <see cref="Bf16GemmKernel"/> tile, fp32 and fp16 on <see cref="Fp32GemmTile"/>. The input is packed once per 128 rows
 /// (per input lane 32 rows side by side, by whichever workers are running); the weights are read in place, 12 rows at a
 /// time, each block run against every packed tile while it is in cache. Workers take 48-row units of the weight matrix from
-/// opposite ends (a VM core that stalls leaves more to the other; they share output cache lines only where they meet),
-/// write the unit's sums into a small fp32 scratch, then transpose them 16 × 16 into the output with the bias added and one
-/// rounding — the epilogue of <c>F.linear</c>. Every output is a single fp32 accumulator over the inputs in order; libtorch's
+/// opposite ends (a VM core that stalls leaves more to the other; they share output cache lines only where they meet), and a
+/// worker left without a unit runs the unclaimed 12-row blocks of another's last one (the wait at the end of a call fell
+/// from 31–120 to 15–49 µs). A unit's sums go to a small fp32 scratch, then are transposed 16 × 16 into the output with the
+/// bias added and one rounding — the epilogue of <c>F.linear</c>, optionally followed by a residual add or SwiGLU
+/// (<see cref="GemmEpilogue"/>). Every output is a single fp32 accumulator over the inputs in order; libtorch's
 /// GEMM sums in another order, so results agree within fp32 summation error before the final rounding. glm4-bench's
 /// [128×1536]·[1536×9216] on two Zen 4 cores: bf16 430–438 GFLOP/s (libtorch 393–400), fp32/fp16 192–196 (libtorch's fp32
 /// 117–136). GLM_NO_GEMM_KERNEL=1 (or <see cref="Enabled"/>) sends these calls to libtorch.
 /// </summary>
-internal static unsafe class CpuGemm
+internal static unsafe partial class CpuGemm
 {
     /// <summary>Set to false to compare against libtorch (benchmarks, tests); starts off under GLM_NO_GEMM_KERNEL=1.</summary>
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_GEMM_KERNEL") != "1";
@@ -35,25 +37,36 @@ internal static unsafe class CpuGemm
     /// <summary>Weight rows per work unit (four tiles); the unit's fp32 outputs (48 × 128) stay in L1/L2 for the epilogue.</summary>
     private const int UnitColumns = 4 * Bf16GemmKernel.TileColumns;
 
-    [ThreadStatic] private static long _productsRun;
+    /// <summary>fp32 columns of a worker's unit scratch.</summary>
+    private const int ScratchColumns = UnitColumns + 16;
+
+    [ThreadStatic] private static long _productsRun, _fusedEpiloguesRun;
 
     /// <summary>Products computed here that were started on the calling thread (tests check that a model's prompt went
     /// through them; per thread, so tests running beside it do not count).</summary>
     public static long ProductsRun => _productsRun;
+
+    private static long _blocksRunForOthers;
+
+    /// <summary>Weight blocks a worker ran for another worker's unit (all threads; diagnostics and tests).</summary>
+    public static long BlocksRunForOthers => Interlocked.Read(ref _blocksRunForOthers);
+
+    /// <summary>Of <see cref="ProductsRun"/>, those that applied a <see cref="GemmEpilogue"/> (residual add or SwiGLU).</summary>
+    public static long FusedEpiloguesRun => _fusedEpiloguesRun;
 
     /// <summary>
     /// The GEMM when it applies to these tensors — bf16 input and weights (the <c>vdpbf16ps</c> tile), fp32 or fp16 input
     /// and weights of the same dtype (the fp32 FMA tile; fp16 is widened exactly and rounded once at the end, as an fp16 GEMM
     /// with fp32 accumulation does) — otherwise null so the caller uses libtorch.
     /// </summary>
-    public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias)
+    public static Tensor? TryLinear(Tensor x, Tensor weight, Tensor? bias, GemmEpilogue epilogue = default)
     {
         if (!Enabled || !Avx512F.IsSupported || x.device_type != DeviceType.CPU || x.requires_grad || x.dtype != weight.dtype || !IsFloatDType(x)) return null;
         if (x.dtype == ScalarType.BFloat16 && !Bf16GemmKernel.IsSupported) return null;
         // A trainable weight is fine outside autograd (evaluation, perplexity): the product then records nothing either way.
         if (weight.dim() != 2 || (weight.requires_grad && torch.is_grad_enabled()) || weight.device_type != DeviceType.CPU || !weight.is_contiguous()) return null;
         if (bias is not null && bias.requires_grad && torch.is_grad_enabled()) return null;
-        return Run(x, weight.shape, weight.dtype, Data(weight), null, bias);
+        return Run(x, weight.shape, weight.dtype, Data(weight), null, bias, epilogue);
     }
 
     /// <summary>
@@ -62,15 +75,15 @@ internal static unsafe class CpuGemm
     /// <see cref="Quantization.Int8Quantizer.Dequantize"/>, so the same results as dequantizing the whole matrix and
     /// multiplying, without writing and re-reading a bf16 copy of it per call. Null when not applicable.
     /// </summary>
-    public static Tensor? TryQuantizedLinear(Tensor x, Tensor q, Tensor scale, Tensor? bias)
+    public static Tensor? TryQuantizedLinear(Tensor x, Tensor q, Tensor scale, Tensor? bias, GemmEpilogue epilogue = default)
     {
         if (!Enabled || !Bf16GemmKernel.IsSupported || x.dtype != ScalarType.BFloat16 || x.device_type != DeviceType.CPU || x.requires_grad) return null;
         if (q.dtype != ScalarType.Int8 || q.dim() != 2 || q.device_type != DeviceType.CPU || !q.is_contiguous() ||
             scale.dtype != ScalarType.Float32 || !scale.is_contiguous() || scale.NumberOfElements != q.shape[0]) return null;
-        return Run(x, q.shape, ScalarType.Int8, Data(q), (float*)Data(scale), bias);
+        return Run(x, q.shape, ScalarType.Int8, Data(q), (float*)Data(scale), bias, epilogue);
     }
 
-    private static Tensor? Run(Tensor x, long[] ws, ScalarType weightType, byte* w, float* scales, Tensor? bias)
+    private static Tensor? Run(Tensor x, long[] ws, ScalarType weightType, byte* w, float* scales, Tensor? bias, in GemmEpilogue epilogue)
     {
         long[] xs = x.shape;
         long k = xs[^1], n = ws[0];
@@ -78,13 +91,30 @@ internal static unsafe class CpuGemm
         long rows = x.NumberOfElements / k;
         if (rows < MinRows) return null;
         if (bias is not null && (!IsFloatDType(bias) || !bias.is_contiguous() || bias.NumberOfElements != n || bias.device_type != DeviceType.CPU)) return null;
-        using var xc = x.contiguous();
         var shape = (long[])xs.Clone();
-        shape[^1] = n;
+        shape[^1] = epilogue.SwiGluFfn > 0 ? epilogue.SwiGluFfn : n;
+        if (!EpilogueApplies(epilogue, x.dtype, n, shape)) return null;
+        if (epilogue.Residual is not null || epilogue.SwiGluFfn > 0) _fusedEpiloguesRun++;
+        using var xc = x.contiguous();
         var y = torch.empty(shape, dtype: x.dtype);
         Multiply(new Operands(Data(xc), x.dtype, rows, k, w, weightType, scales, n,
-            bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32, Data(y)), ThreadCount(CpuGemv.Threads));
+            bias is null ? null : Data(bias), bias?.dtype ?? ScalarType.Float32, Data(y))
+        {
+            Residual = epilogue.Residual is null ? null : Data(epilogue.Residual),
+            SwiGluFfn = epilogue.SwiGluFfn,
+        }, ThreadCount(CpuGemv.Threads));
         return y;
+    }
+
+    /// <summary>Whether the epilogue can run here: fusing is on, a residual matches the output, SwiGLU's ffn halves the
+    /// weight rows and is a multiple of 16 (the unfused op's vector lanes; its scalar tail rounds exp differently).</summary>
+    private static bool EpilogueApplies(in GemmEpilogue e, ScalarType dtype, long n, long[] outputShape)
+    {
+        if (e.Residual is null && e.SwiGluFfn == 0) return true;
+        if (!FuseEpilogues || (e.Residual is not null && e.SwiGluFfn != 0)) return false;
+        if (e.SwiGluFfn != 0) return e.SwiGluFfn > 0 && 2 * e.SwiGluFfn == n && e.SwiGluFfn % 16 == 0;
+        var r = e.Residual!;
+        return r.dtype == dtype && r.device_type == DeviceType.CPU && r.is_contiguous() && !r.requires_grad && r.shape.SequenceEqual(outputShape);
     }
 
     /// <summary>
@@ -99,6 +129,12 @@ internal static unsafe class CpuGemm
         public readonly float* Scales = scales;
         public readonly ScalarType Input = input, Weight = weight, BiasType = biasType;
         public readonly long Rows = rows, K = k, N = n;
+
+        /// <summary>Added to the product ([rows, n] of the output type), or null (<see cref="GemmEpilogue.Residual"/>).</summary>
+        public byte* Residual { get; init; }
+
+        /// <summary>When positive, y [rows, ffn] = SwiGLU of the gate/up product (<see cref="GemmEpilogue.SwiGluFfn"/>).</summary>
+        public long SwiGluFfn { get; init; }
 
         /// <summary>bf16 inputs run the <c>vdpbf16ps</c> tile on input pairs; fp16/fp32 the fp32 tile on single inputs.</summary>
         public bool PairTile => Input == ScalarType.BFloat16;
@@ -120,35 +156,42 @@ internal static unsafe class CpuGemm
     {
         _productsRun++;
         const int TileRows = Bf16GemmKernel.TileRows, TileColumns = Bf16GemmKernel.TileColumns;
-        long k = o.K, n = o.N, lanes = o.Lanes, fullTiles = n / TileColumns, units = (n + UnitColumns - 1) / UnitColumns;
+        long k = o.K, n = o.N, lanes = o.Lanes;
+        // A SwiGLU unit pairs 24 gate rows with their 24 up rows (ffn apart) and writes 24 outputs; otherwise 48 rows, 48 outputs.
+        bool swiGlu = o.SwiGluFfn > 0;
+        long outputs = swiGlu ? o.SwiGluFfn : n, unitOutputs = swiGlu ? UnitColumns / 2 : UnitColumns;
+        long units = (outputs + unitOutputs - 1) / unitOutputs;
         uint* packed = (uint*)NativeMemory.AlignedAlloc((nuint)(ChunkRows * lanes * sizeof(uint)), 64);
-        // bf16 weight rows past the last full tile: copied into a zero-padded block so the tile never reads past the matrix.
+        // Blocks start every 12 rows (from ffn for the up half), so only the last one can run past the matrix: its bf16 rows
+        // are copied into a zero-padded block so the tile never reads past the end.
+        long tailStart = (swiGlu ? o.SwiGluFfn : 0) + (outputs - 1) / TileColumns * TileColumns;
         ushort* tail = null;
-        if (o.Weight == ScalarType.BFloat16 && fullTiles * TileColumns < n)
+        if (o.Weight == ScalarType.BFloat16 && tailStart + TileColumns > n)
         {
             tail = (ushort*)NativeMemory.AlignedAlloc((nuint)(TileColumns * k * sizeof(ushort)), 64);
             new Span<ushort>(tail, (int)(TileColumns * k)).Clear();
-            long from = fullTiles * TileColumns;
-            Buffer.MemoryCopy((ushort*)o.W + from * k, tail, TileColumns * k * sizeof(ushort), (n - from) * k * sizeof(ushort));
+            Buffer.MemoryCopy((ushort*)o.W + tailStart * k, tail, TileColumns * k * sizeof(ushort), (n - tailStart) * k * sizeof(ushort));
         }
+        else tailStart = -1;
         threads = (int)Math.Max(1, Math.Min(threads, units));
         var scratch = new nint[threads];
-        // Per worker: the unit's fp32 sums, then a weight block (int8 dequantized to bf16, or fp32/fp16 interleaved as fp32).
+        // Per worker: the unit's fp32 sums (16 columns spare: the SwiGLU epilogue transposes a last 8-column group of up sums
+        // 16 wide), then a weight block (int8 dequantized to bf16, or fp32/fp16 interleaved as fp32).
         long blockBytes = o.Weight switch
         {
             ScalarType.Int8 => TileColumns * k * sizeof(ushort),
             ScalarType.Float32 or ScalarType.Float16 => Fp32GemmTile.BlockFloats(k) * sizeof(float),
             _ => 0,
         };
-        for (int t = 0; t < threads; t++) scratch[t] = (nint)NativeMemory.AlignedAlloc((nuint)(UnitColumns * ChunkRows * sizeof(float) + blockBytes), 64);
+        for (int t = 0; t < threads; t++) scratch[t] = (nint)NativeMemory.AlignedAlloc((nuint)(ScratchColumns * ChunkRows * sizeof(float) + blockBytes), 64);
         var operands = o;
         try
         {
             for (long m0 = 0; m0 < o.Rows; m0 += ChunkRows)
             {
                 long chunk = Math.Min(ChunkRows, o.Rows - m0), tiles = (chunk + TileRows - 1) / TileRows, ldc = tiles * TileRows;
-                var claims = new StrongBox<long>(units);
-                long front = 0, back = units - 1, packNext = 0, packDone = 0, packBlocks = tiles * TileRows / 16;
+                var work = new UnitClaims(units, threads, outputs, unitOutputs, swiGlu);
+                long packNext = 0, packDone = 0, packBlocks = tiles * TileRows / 16;
                 long rowBase = m0;
                 KernelWorkers.Run(threads, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (part) =>
                 {
@@ -161,18 +204,26 @@ internal static unsafe class CpuGemm
                         Interlocked.Increment(ref packDone);
                     }
                     for (var spin = new SpinWait(); Volatile.Read(ref packDone) < packBlocks;) spin.SpinOnce(sleep1Threshold: -1);
-                    float* c = (float*)scratch[part];
-                    byte* weightBlock = (byte*)(c + UnitColumns * ChunkRows);
                     // Two workers take units from opposite ends, so they write neighbouring output columns (the same cache
-                    // lines of y) only where they meet; more workers share the front.
-                    while (Interlocked.Decrement(ref claims.Value) >= 0)
+                    // lines of y) only where they meet; more workers share the front. Within a unit the weight blocks are
+                    // claimed one by one, so a worker with no unit left runs blocks of another's last unit instead of
+                    // waiting for it (a unit of dense_4h_to_h takes ≈ 240 µs, a block 60).
+                    while (Interlocked.Decrement(ref work.Claims) >= 0)
                     {
-                        long unit = part == 1 && threads == 2 ? back-- : Interlocked.Increment(ref front) - 1;
-                        long n0 = unit * UnitColumns, columns = Math.Min(UnitColumns, n - n0);
-                        for (long j = 0; j < columns; j += TileColumns)
-                            RunBlock(operands, n0 + j, packed, tiles, ldc, c + j * ldc, weightBlock, tail, fullTiles);
-                        Finish(c, ldc, columns, chunk, n0, n, operands.Bias, operands.BiasType, operands.Input, operands.Y, rowBase);
+                        long unit = part == 1 && threads == 2 ? work.Back-- : Interlocked.Increment(ref work.Front) - 1;
+                        Volatile.Write(ref work.Current[part], unit);
+                        RunUnitBlocks(operands, work, part, part, unit, packed, tiles, ldc, scratch, tail, tailStart);
+                        long blocks = work.BlocksIn(unit);
+                        for (var spin = new SpinWait(); Volatile.Read(ref work.Done[unit]) < blocks;) spin.SpinOnce(sleep1Threshold: -1);
+                        Volatile.Write(ref work.Current[part], -1);
+                        float* c = (float*)scratch[part];
+                        long n0 = unit * work.UnitOutputs, columns = Math.Min(work.UnitOutputs, work.Outputs - n0);
+                        if (work.SwiGlu) FinishSwiGlu(c, ldc, columns, chunk, n0, operands, rowBase);
+                        else Finish(c, ldc, columns, chunk, n0, operands, rowBase);
                     }
+                    for (int other = 0; other < threads; other++)
+                        if (other != part && Volatile.Read(ref work.Current[other]) is var unit and >= 0)
+                            RunUnitBlocks(operands, work, part, other, unit, packed, tiles, ldc, scratch, tail, tailStart);
                 });
             }
         }
@@ -184,9 +235,48 @@ internal static unsafe class CpuGemm
         }
     }
 
-    /// <summary>Weight rows [r0, r0 + 12) against every packed tile of the chunk, sums into c (row j at c + j·ldc).</summary>
+    /// <summary>The work units of one chunk: which are claimed (from both ends), and per unit its weight blocks claimed and done.</summary>
+    private sealed class UnitClaims(long units, int threads, long outputs, long unitOutputs, bool swiGlu)
+    {
+        public long Claims = units, Front, Back = units - 1;
+        public readonly long Outputs = outputs, UnitOutputs = unitOutputs;
+        public readonly bool SwiGlu = swiGlu;
+        public readonly int[] Taken = new int[units], Done = new int[units];
+        public readonly long[] Current = Enumerable.Repeat(-1L, threads).ToArray();
+
+        /// <summary>Weight blocks of a unit: 12-row blocks, or for SwiGLU 12-row gate blocks, each run with its up block.</summary>
+        public long BlocksIn(long unit) => (Math.Min(UnitOutputs, Outputs - unit * UnitOutputs) + Bf16GemmKernel.TileColumns - 1) / Bf16GemmKernel.TileColumns;
+    }
+
+    /// <summary>Runs the unclaimed blocks of <paramref name="unit"/> (owned by worker <paramref name="owner"/>, whose scratch
+    /// gets the sums) on worker <paramref name="part"/>, counting each one done.</summary>
+    private static void RunUnitBlocks(in Operands o, UnitClaims work, int part, int owner, long unit, uint* packed, long tiles, long ldc,
+        nint[] scratch, ushort* tail, long tailStart)
+    {
+        const int TileColumns = Bf16GemmKernel.TileColumns;
+        float* c = (float*)scratch[owner];
+        byte* weightBlock = (byte*)((float*)scratch[part] + ScratchColumns * ChunkRows);
+        long blocks = work.BlocksIn(unit), n0 = unit * work.UnitOutputs;
+        for (long b; (b = Interlocked.Increment(ref work.Taken[unit]) - 1) < blocks;)
+        {
+            long j = b * TileColumns;
+            if (work.SwiGlu)
+            {
+                long up = o.SwiGluFfn + n0 + j; // the gate block's partner, run (and prefetched) next
+                RunBlock(o, n0 + j, up, packed, tiles, ldc, c + j * ldc, weightBlock, tail, tailStart);
+                RunBlock(o, up, n0 + j + TileColumns, packed, tiles, ldc, c + (work.UnitOutputs + j) * ldc, weightBlock, tail, tailStart);
+            }
+            else RunBlock(o, n0 + j, n0 + j + TileColumns, packed, tiles, ldc, c + j * ldc, weightBlock, tail, tailStart);
+            if (part != owner) Interlocked.Increment(ref _blocksRunForOthers);
+            Interlocked.Increment(ref work.Done[unit]);
+        }
+    }
+
+    /// <summary>Weight rows [r0, r0 + 12) against every packed tile of the chunk, sums into c (row j at c + j·ldc), prefetching
+    /// the block at <paramref name="nextRow"/> (the one most likely run next) towards L2; the block
+    /// starting at <paramref name="tailStart"/> reads bf16 rows from the zero-padded <paramref name="tail"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void RunBlock(in Operands o, long r0, uint* packed, long tiles, long ldc, float* c, byte* block, ushort* tail, long fullTiles)
+    private static void RunBlock(in Operands o, long r0, long nextRow, uint* packed, long tiles, long ldc, float* c, byte* block, ushort* tail, long tailStart)
     {
         const int TileRows = Bf16GemmKernel.TileRows, TileColumns = Bf16GemmKernel.TileColumns;
         long k = o.K, lanes = o.Lanes, r1 = Math.Min(o.N, r0 + TileColumns);
@@ -200,15 +290,15 @@ internal static unsafe class CpuGemm
         ushort* rows, next;
         if (o.Weight == ScalarType.BFloat16)
         {
-            rows = r0 / TileColumns < fullTiles ? (ushort*)o.W + r0 * k : tail;
-            next = (ushort*)o.W + r1 * k; // the next 12 rows (contiguous in w), prefetched into L2 while this block runs
+            rows = r0 != tailStart ? (ushort*)o.W + r0 * k : tail;
+            next = (ushort*)o.W + nextRow * k; // the next block's rows, prefetched into L2 while this block runs
         }
         else
         {
             rows = (ushort*)block;
             CpuInt8Dequant.Rows((sbyte*)o.W, o.Scales, (byte*)(rows - r0 * k), bf16: true, k, r0, r1);
             if (r1 - r0 < TileColumns) new Span<ushort>(rows + (r1 - r0) * k, (int)((TileColumns - r1 + r0) * k)).Clear();
-            next = (ushort*)(o.W + r1 * k);
+            next = (ushort*)(o.W + nextRow * k);
         }
         // Each tile's pass prefetches the next part of the following block (one pass covers 64 weights per iteration, less
         // than 12 rows: 24 of 36 KiB at k = 1,536).
@@ -247,110 +337,5 @@ internal static unsafe class CpuGemm
             }
             Transpose16(src, stride, dst + p0 * TileRows, TileRows);
         }
-    }
-
-    /// <summary>
-    /// The epilogue of one unit: c [columns][ldc] holds fp32 sums for weight rows n0 + j and the chunk's input rows m; writes
-    /// y[(rowBase + m)·n + n0 + j] = round(c + bias) in the output type for m &lt; rows, transposing 16 × 16 blocks.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Finish(float* c, long ldc, long columns, long rows, long n0, long n, byte* bias, ScalarType biasType,
-        ScalarType output, byte* y, long rowBase)
-    {
-        float* block = stackalloc float[256];
-        for (long j0 = 0; j0 < columns; j0 += 16)
-        {
-            long width = Math.Min(16, columns - j0);
-            Vector512<float> b = Vector512<float>.Zero;
-            if (bias != null && width == 16)
-                b = biasType == ScalarType.Float32 ? Avx512F.LoadVector512((float*)bias + n0 + j0) : Load16((ushort*)bias + n0 + j0, biasType == ScalarType.BFloat16);
-            for (long m0 = 0; m0 < rows; m0 += 16)
-            {
-                // Rows of c past `columns` (the last unit) hold stale sums; their lanes are never stored.
-                Transpose16(c + j0 * ldc + m0, ldc, block, 16);
-                long count = Math.Min(16, rows - m0);
-                for (int i = 0; i < count; i++)
-                {
-                    long at = (rowBase + m0 + i) * n + n0 + j0;
-                    if (width == 16)
-                    {
-                        var v = Avx512F.LoadVector512(block + i * 16) + b;
-                        if (output == ScalarType.Float32) Avx512F.Store((float*)y + at, v);
-                        else Store16((ushort*)y + at, v, output == ScalarType.BFloat16);
-                        continue;
-                    }
-                    for (int j = 0; j < width; j++)
-                        StoreAny(y, output, at + j, bias == null ? block[i * 16 + j] : block[i * 16 + j] + LoadAny(bias, biasType, n0 + j0 + j));
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Writes the transpose of the 16 × 16 block of 32-bit lanes at <paramref name="src"/> (rows <paramref name="srcStride"/>
-    /// floats apart) to <paramref name="dst"/> (rows <paramref name="dstStride"/> apart): dst[j][i] = src[i][j]. Straight-line
-    /// code on locals, so the 16 rows stay in registers (a loop over a stack array kept them in memory: 3.4 µs per 48 × 128 epilogue).
-    /// Stage 1 interleaves pairs of rows per 128-bit lane, stage 2 quads (q[4g + c] lane l = rows 4g..4g+3 of column 4l + c),
-    /// stage 3 gathers each column's four lanes across the quads.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
-    internal static void Transpose16(float* src, long srcStride, float* dst, long dstStride)
-    {
-        var r0 = Avx512F.LoadVector512(src + 0 * srcStride);
-        var r1 = Avx512F.LoadVector512(src + 1 * srcStride);
-        var r2 = Avx512F.LoadVector512(src + 2 * srcStride);
-        var r3 = Avx512F.LoadVector512(src + 3 * srcStride);
-        var r4 = Avx512F.LoadVector512(src + 4 * srcStride);
-        var r5 = Avx512F.LoadVector512(src + 5 * srcStride);
-        var r6 = Avx512F.LoadVector512(src + 6 * srcStride);
-        var r7 = Avx512F.LoadVector512(src + 7 * srcStride);
-        var r8 = Avx512F.LoadVector512(src + 8 * srcStride);
-        var r9 = Avx512F.LoadVector512(src + 9 * srcStride);
-        var r10 = Avx512F.LoadVector512(src + 10 * srcStride);
-        var r11 = Avx512F.LoadVector512(src + 11 * srcStride);
-        var r12 = Avx512F.LoadVector512(src + 12 * srcStride);
-        var r13 = Avx512F.LoadVector512(src + 13 * srcStride);
-        var r14 = Avx512F.LoadVector512(src + 14 * srcStride);
-        var r15 = Avx512F.LoadVector512(src + 15 * srcStride);
-        var t0 = Avx512F.UnpackLow(r0, r1).AsDouble(); var t1 = Avx512F.UnpackHigh(r0, r1).AsDouble();
-        var t2 = Avx512F.UnpackLow(r2, r3).AsDouble(); var t3 = Avx512F.UnpackHigh(r2, r3).AsDouble();
-        var t4 = Avx512F.UnpackLow(r4, r5).AsDouble(); var t5 = Avx512F.UnpackHigh(r4, r5).AsDouble();
-        var t6 = Avx512F.UnpackLow(r6, r7).AsDouble(); var t7 = Avx512F.UnpackHigh(r6, r7).AsDouble();
-        var t8 = Avx512F.UnpackLow(r8, r9).AsDouble(); var t9 = Avx512F.UnpackHigh(r8, r9).AsDouble();
-        var t10 = Avx512F.UnpackLow(r10, r11).AsDouble(); var t11 = Avx512F.UnpackHigh(r10, r11).AsDouble();
-        var t12 = Avx512F.UnpackLow(r12, r13).AsDouble(); var t13 = Avx512F.UnpackHigh(r12, r13).AsDouble();
-        var t14 = Avx512F.UnpackLow(r14, r15).AsDouble(); var t15 = Avx512F.UnpackHigh(r14, r15).AsDouble();
-        var q0 = Avx512F.UnpackLow(t0, t2).AsSingle(); var q1 = Avx512F.UnpackHigh(t0, t2).AsSingle();
-        var q2 = Avx512F.UnpackLow(t1, t3).AsSingle(); var q3 = Avx512F.UnpackHigh(t1, t3).AsSingle();
-        var q4 = Avx512F.UnpackLow(t4, t6).AsSingle(); var q5 = Avx512F.UnpackHigh(t4, t6).AsSingle();
-        var q6 = Avx512F.UnpackLow(t5, t7).AsSingle(); var q7 = Avx512F.UnpackHigh(t5, t7).AsSingle();
-        var q8 = Avx512F.UnpackLow(t8, t10).AsSingle(); var q9 = Avx512F.UnpackHigh(t8, t10).AsSingle();
-        var q10 = Avx512F.UnpackLow(t9, t11).AsSingle(); var q11 = Avx512F.UnpackHigh(t9, t11).AsSingle();
-        var q12 = Avx512F.UnpackLow(t12, t14).AsSingle(); var q13 = Avx512F.UnpackHigh(t12, t14).AsSingle();
-        var q14 = Avx512F.UnpackLow(t13, t15).AsSingle(); var q15 = Avx512F.UnpackHigh(t13, t15).AsSingle();
-        var low0 = Avx512F.Shuffle4x128(q0, q4, 0x44); var high0 = Avx512F.Shuffle4x128(q0, q4, 0xEE);
-        var low0b = Avx512F.Shuffle4x128(q8, q12, 0x44); var high0b = Avx512F.Shuffle4x128(q8, q12, 0xEE);
-        Avx512F.Store(dst + 0 * dstStride, Avx512F.Shuffle4x128(low0, low0b, 0x88));
-        Avx512F.Store(dst + 4 * dstStride, Avx512F.Shuffle4x128(low0, low0b, 0xDD));
-        Avx512F.Store(dst + 8 * dstStride, Avx512F.Shuffle4x128(high0, high0b, 0x88));
-        Avx512F.Store(dst + 12 * dstStride, Avx512F.Shuffle4x128(high0, high0b, 0xDD));
-        var low1 = Avx512F.Shuffle4x128(q1, q5, 0x44); var high1 = Avx512F.Shuffle4x128(q1, q5, 0xEE);
-        var low1b = Avx512F.Shuffle4x128(q9, q13, 0x44); var high1b = Avx512F.Shuffle4x128(q9, q13, 0xEE);
-        Avx512F.Store(dst + 1 * dstStride, Avx512F.Shuffle4x128(low1, low1b, 0x88));
-        Avx512F.Store(dst + 5 * dstStride, Avx512F.Shuffle4x128(low1, low1b, 0xDD));
-        Avx512F.Store(dst + 9 * dstStride, Avx512F.Shuffle4x128(high1, high1b, 0x88));
-        Avx512F.Store(dst + 13 * dstStride, Avx512F.Shuffle4x128(high1, high1b, 0xDD));
-        var low2 = Avx512F.Shuffle4x128(q2, q6, 0x44); var high2 = Avx512F.Shuffle4x128(q2, q6, 0xEE);
-        var low2b = Avx512F.Shuffle4x128(q10, q14, 0x44); var high2b = Avx512F.Shuffle4x128(q10, q14, 0xEE);
-        Avx512F.Store(dst + 2 * dstStride, Avx512F.Shuffle4x128(low2, low2b, 0x88));
-        Avx512F.Store(dst + 6 * dstStride, Avx512F.Shuffle4x128(low2, low2b, 0xDD));
-        Avx512F.Store(dst + 10 * dstStride, Avx512F.Shuffle4x128(high2, high2b, 0x88));
-        Avx512F.Store(dst + 14 * dstStride, Avx512F.Shuffle4x128(high2, high2b, 0xDD));
-        var low3 = Avx512F.Shuffle4x128(q3, q7, 0x44); var high3 = Avx512F.Shuffle4x128(q3, q7, 0xEE);
-        var low3b = Avx512F.Shuffle4x128(q11, q15, 0x44); var high3b = Avx512F.Shuffle4x128(q11, q15, 0xEE);
-        Avx512F.Store(dst + 3 * dstStride, Avx512F.Shuffle4x128(low3, low3b, 0x88));
-        Avx512F.Store(dst + 7 * dstStride, Avx512F.Shuffle4x128(low3, low3b, 0xDD));
-        Avx512F.Store(dst + 11 * dstStride, Avx512F.Shuffle4x128(high3, high3b, 0x88));
-        Avx512F.Store(dst + 15 * dstStride, Avx512F.Shuffle4x128(high3, high3b, 0xDD));
     }
 }
