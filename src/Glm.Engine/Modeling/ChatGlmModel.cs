@@ -241,10 +241,9 @@ internal sealed class ChatGlmBlock : nn.Module
         t = DecodeProfiler.Start();
         // Prompts on the engine's GEMM apply SwiGLU in its epilogue (the gate/up product is never stored).
         var m = _gateUp.TryLinearSwiGlu(h, _cfg.FfnHiddenSize);
-        DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
-        if (m is null)
+        if (m is not null) DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
+        else
         {
-            t = DecodeProfiler.Start();
             var gateUp = _gateUp.Linear(h);
             DecodeProfiler.Stop(DecodeSection.MlpProjections, t);
             t = DecodeProfiler.Start();
