@@ -149,8 +149,9 @@ internal static unsafe partial class CpuGemm
 
     /// <summary>
     /// Runs one product (see <see cref="Operands"/>; k a multiple of 32) over <paramref name="threads"/> workers: per chunk of
-    /// up to 128 input rows, the input is packed, then units of 48 weight rows are taken from both ends, each weight block of
-    /// 12 rows run against every 32-row tile of the chunk, and the unit's sums finished into y.
+    /// up to 128 input rows, the input is packed, then units of 48 weight rows (24 gate and their 24 up rows for SwiGLU) are
+    /// taken from both ends, each weight block of 12 rows run against every 32-row tile of the chunk (by the unit's owner, or
+    /// by a worker with no unit left), and the unit's sums finished into y.
     /// </summary>
     public static void Multiply(in Operands o, int threads)
     {
@@ -250,6 +251,7 @@ internal static unsafe partial class CpuGemm
 
     /// <summary>Runs the unclaimed blocks of <paramref name="unit"/> (owned by worker <paramref name="owner"/>, whose scratch
     /// gets the sums) on worker <paramref name="part"/>, counting each one done.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunUnitBlocks(in Operands o, UnitClaims work, int part, int owner, long unit, uint* packed, long tiles, long ldc,
         nint[] scratch, ushort* tail, long tailStart)
     {
