@@ -31,7 +31,8 @@ public sealed record ConcurrencyResult
 /// </summary>
 public static class ConcurrencyBenchmark
 {
-    /// <summary>Runs one measurement per entry of <paramref name="streams"/> (after a short warm-up), in the given order.</summary>
+    /// <summary>Runs one measurement per entry of <paramref name="streams"/> (after a warm-up of every stream count until the
+    /// JIT has settled), in the given order.</summary>
     public static IReadOnlyList<ConcurrencyResult> Run(GlmModel model, BenchmarkSettings settings, IReadOnlyList<int> streams,
         IProgress<string>? progress = null, CancellationToken ct = default)
     {
@@ -44,7 +45,11 @@ public static class ConcurrencyBenchmark
             throw new GlmException($"{settings.PromptTokens} prompt + {settings.NewTokens} new tokens exceed the model's context of {model.MaxContext}.");
 
         progress?.Report("warming up");
-        Measure(model, Math.Min(streams.Max(), 4), Math.Min(settings.PromptTokens, 16), 4, ct);
+        // Every stream count of the sweep (their batch shapes run different kernels), until the JIT has settled.
+        JitWarmUp.Run(_ =>
+        {
+            foreach (int n in streams.Distinct()) Measure(model, n, Math.Min(settings.PromptTokens, 16), 4, ct);
+        }, ct);
         var results = new List<ConcurrencyResult>();
         foreach (int n in streams)
         {

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime;
 using Glm.Engine.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -151,40 +150,14 @@ public static class DecodeBenchmark
         };
     }
 
-    /// <summary>Most warm-up runs <see cref="WarmUp"/> makes while the JIT is still compiling.</summary>
-    private const int MaxWarmUpRuns = 8;
-
-    /// <summary>JIT time per warm-up run below which the JIT counts as settled.</summary>
-    private const double QuietJitMilliseconds = 5;
-
     /// <summary>
-    /// Runs the prompt and decode paths (a prompt of more than 16 rows, so the prefill GEMM and attention run, not the decode
-    /// kernels) until the JIT has settled: .NET compiles a method quickly first and again, optimised, on a background thread
-    /// once it is hot — in a fresh process that thread took 70–110 ms of CPU during the first timed 128-token prompt of
-    /// glm4-bench, on one of the two cores the prompt runs on (prefill 310–336 → 338–370 tok/s with DOTNET_TieredCompilation=0).
-    /// A run counts as quiet when the JIT spent under <see cref="QuietJitMilliseconds"/> during it and the 200 ms after it (the
-    /// runtime waits 100 ms without new compilations before promoting hot methods); a few small methods still compile on
-    /// every run (3–4 runs reached that on glm4-bench).
+    /// Runs the prompt and decode paths until the JIT has settled (<see cref="JitWarmUp"/>): first a 32-token prompt (more than
+    /// 16 rows, so the prefill GEMM and attention run, not the decode kernels), then the real prompt length up to 128 (the same
+    /// code as longer prompts, and cheap) with a few decode steps.
     /// </summary>
-    private static void WarmUp(IDecoderNetwork net, GlmModel model, long[] prompt, int b, int p, int n, CancellationToken ct)
-    {
-        int warmPrompt = Math.Min(p, 32), warmTokens = Math.Min(n, 32);
-        for (int run = 0; run < MaxWarmUpRuns; run++)
-        {
-            var compiling = JitInfo.GetCompilationTime();
-            bool Quiet() => (JitInfo.GetCompilationTime() - compiling).TotalMilliseconds < QuietJitMilliseconds;
-            RunOnce(net, model, prompt, b, warmPrompt, warmTokens, out _, out _, out _);
-            ct.ThrowIfCancellationRequested();
-            if (Quiet())
-            {
-                Thread.Sleep(200); // time for the background promotions a quiet run still triggers
-                if (Quiet()) return;
-            }
-            // Later runs use the real prompt length (up to 128: the same code as longer prompts, and cheap) and a few decode steps.
-            warmPrompt = Math.Min(p, 128);
-            warmTokens = Math.Min(n, 4);
-        }
-    }
+    private static void WarmUp(IDecoderNetwork net, GlmModel model, long[] prompt, int b, int p, int n, CancellationToken ct) =>
+        JitWarmUp.Run(run => RunOnce(net, model, prompt, b, Math.Min(p, run == 0 ? 32 : 128), Math.Min(n, run == 0 ? 32 : 4),
+            out _, out _, out _), ct);
 
     /// <summary>FLOPs of a prompt of <paramref name="promptTokens"/> in the linear layers, per token: every weight read per
     /// decode step but the head, twice (multiply and add), plus the head's share for the one position whose logits are kept.</summary>
