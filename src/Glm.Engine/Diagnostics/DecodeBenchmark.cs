@@ -6,7 +6,10 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Diagnostics;
 
 /// <summary>Settings of one <c>glm bench</c> run.</summary>
-public sealed record BenchmarkSettings(int PromptTokens = 128, int NewTokens = 256, int Batch = 1, bool MeasureBandwidth = true, bool Profile = false);
+/// <param name="Repeats">Timed runs (prefill and decode); with more than one, the result's figures are medians and the
+/// samples are kept.</param>
+public sealed record BenchmarkSettings(int PromptTokens = 128, int NewTokens = 256, int Batch = 1, bool MeasureBandwidth = true, bool Profile = false,
+    int Repeats = 1);
 
 /// <summary>What one benchmark run measured.</summary>
 public sealed record BenchmarkResult
@@ -20,10 +23,16 @@ public sealed record BenchmarkResult
     /// <summary>Peak resident memory of the process.</summary>
     public required long PeakWorkingSetBytes { get; init; }
     /// <summary>Read bandwidth measured in the same process (GB/s): the larger of the probes just before and just after the
-    /// timed decode, or NaN when skipped.</summary>
+    /// timed decode (the median of those over several timed runs), or NaN when skipped.</summary>
     public required double ReadBandwidthGBs { get; init; }
-    /// <summary>Every bandwidth probe of the run (GB/s), in order: before and after the timed decode.</summary>
+    /// <summary>Every bandwidth probe of the run (GB/s), in order: before the first timed run and after each.</summary>
     public IReadOnlyList<double> ReadBandwidthSamplesGBs { get; init; } = [];
+    /// <summary>Prefill tokens per second of each timed run (<see cref="BenchmarkSettings.Repeats"/>), in order.</summary>
+    public IReadOnlyList<double> PrefillSamples { get; init; } = [];
+    /// <summary>Decode tokens per second of each timed run, in order.</summary>
+    public IReadOnlyList<double> DecodeSamples { get; init; } = [];
+    /// <summary>Each timed run's decode ÷ the roofline of the larger probe beside it, in order (empty without probes).</summary>
+    public IReadOnlyList<double> FractionSamples { get; init; } = [];
     /// <summary>Bytes of weights streamed per decode step.</summary>
     public required long WeightBytesPerToken { get; init; }
     /// <summary>Decode steps per second that the bandwidth allows (bandwidth ÷ weight bytes per step).</summary>
@@ -67,8 +76,8 @@ public static class DecodeBenchmark
     /// <summary>Runs the benchmark on <paramref name="model"/>.</summary>
     public static BenchmarkResult Run(GlmModel model, BenchmarkSettings settings, IProgress<string>? progress = null, CancellationToken ct = default)
     {
-        if (settings.PromptTokens < 1 || settings.NewTokens < 1 || settings.Batch < 1)
-            throw new GlmException($"bench needs --prompt-tokens, --new-tokens and --batch ≥ 1 (got {settings.PromptTokens}, {settings.NewTokens}, {settings.Batch}).");
+        if (settings.PromptTokens < 1 || settings.NewTokens < 1 || settings.Batch < 1 || settings.Repeats < 1)
+            throw new GlmException($"bench needs --prompt-tokens, --new-tokens, --batch and --repeat ≥ 1 (got {settings.PromptTokens}, {settings.NewTokens}, {settings.Batch}, {settings.Repeats}).");
         if (settings.PromptTokens + settings.NewTokens > model.MaxContext)
             throw new GlmException($"{settings.PromptTokens} prompt + {settings.NewTokens} new tokens exceed the model's context of {model.MaxContext}.");
         var net = model.Network;
@@ -79,20 +88,26 @@ public static class DecodeBenchmark
         progress?.Report("warming up");
         WarmUp(net, model, prompt, b, p, n, ct);
 
-        // The probe brackets the timed run: this VM's bandwidth moves by tens of percent within a minute, and a single probe
-        // taken in a slow moment made a decode look faster than its roofline. The roofline uses the larger reading.
+        // Probes bracket each timed run: this VM's bandwidth moves by tens of percent within a minute, and a single probe taken in
+        // a slow moment made a decode look faster than its roofline. Each run's roofline uses the larger probe beside it.
         var bandwidths = new List<double>();
         if (settings.MeasureBandwidth)
         {
             progress?.Report("measuring read bandwidth");
             bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
         }
-        progress?.Report($"prefill {p} tokens × {b}, decode {n} tokens");
-        long fusedBefore = ChatGlmDecodeStep.TokensRun; // counted per thread; RunOnce decodes on this one
-        RunOnce(net, model, prompt, b, p, n, out var prefill, out var firstToken, out var decode);
-        long fusedSteps = ChatGlmDecodeStep.TokensRun - fusedBefore;
-        ct.ThrowIfCancellationRequested();
-        if (settings.MeasureBandwidth) bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
+        var runs = new List<(TimeSpan Prefill, TimeSpan FirstToken, TimeSpan Decode)>();
+        long fusedSteps = 0;
+        for (int run = 0; run < settings.Repeats; run++)
+        {
+            progress?.Report($"prefill {p} tokens × {b}, decode {n} tokens" + (settings.Repeats > 1 ? $" (run {run + 1} of {settings.Repeats})" : ""));
+            long fusedBefore = ChatGlmDecodeStep.TokensRun; // counted per thread; RunOnce decodes on this one
+            RunOnce(net, model, prompt, b, p, n, out var prefill, out var firstToken, out var decode);
+            fusedSteps += ChatGlmDecodeStep.TokensRun - fusedBefore;
+            runs.Add((prefill, firstToken, decode));
+            ct.ThrowIfCancellationRequested();
+            if (settings.MeasureBandwidth) bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
+        }
 
         var profile = new List<(DecodeSection, double, double)>();
         IReadOnlyList<(DecodeSection, double, long)> prefillProfile = [];
@@ -122,26 +137,32 @@ public static class DecodeBenchmark
             engineGemm = MachineProbe.MeasureGemm(gemmShape.M, gemmShape.K, gemmShape.N, model.DType, seconds: 0.5, device: model.Device, engine: true);
         }
 
-        double bandwidth = bandwidths.Count > 0 ? bandwidths.Max() : double.NaN;
         long bytesPerToken = WeightBytesPerToken(model);
-        double decodeSteps = (n - 1) / decode.TotalSeconds;
+        var prefillRates = runs.Select(r => b * p / r.Prefill.TotalSeconds).ToList();
+        var decodeRates = runs.Select(r => b * (n - 1) / r.Decode.TotalSeconds).ToList();
+        var runBandwidths = bandwidths.Count > 0 ? runs.Select((_, i) => Math.Max(bandwidths[i], bandwidths[i + 1])).ToList() : [];
+        var fractions = runBandwidths.Select((bw, i) => decodeRates[i] / b / (bw * 1e9 / bytesPerToken)).ToList();
+        double medianPrefill = Median(prefillRates);
         return new BenchmarkResult
         {
-            PrefillTokensPerSecond = b * p / prefill.TotalSeconds,
-            DecodeTokensPerSecond = b * decodeSteps,
-            TimeToFirstToken = firstToken,
+            PrefillTokensPerSecond = medianPrefill,
+            DecodeTokensPerSecond = Median(decodeRates),
+            TimeToFirstToken = TimeSpan.FromSeconds(Median(runs.Select(r => r.FirstToken.TotalSeconds).ToList())),
             PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
-            ReadBandwidthGBs = bandwidth,
+            ReadBandwidthGBs = runBandwidths.Count > 0 ? Median(runBandwidths) : double.NaN,
             ReadBandwidthSamplesGBs = bandwidths,
+            PrefillSamples = prefillRates,
+            DecodeSamples = decodeRates,
+            FractionSamples = fractions,
             WeightBytesPerToken = bytesPerToken,
-            FractionOfRoofline = decodeSteps / (bandwidth * 1e9 / bytesPerToken),
+            FractionOfRoofline = fractions.Count > 0 ? Median(fractions) : double.NaN,
             Profile = profile,
             ProfiledStepMilliseconds = profiledStep,
             PrefillProfile = prefillProfile,
             ProfiledPrefillMilliseconds = profiledPrefill,
             FusedDecodeSteps = fusedSteps,
-            DecodeSteps = n - 1,
-            PrefillGFlops = b * (double)PrefillFlopsPerToken(cfg, p) * p / prefill.TotalSeconds / 1e9,
+            DecodeSteps = (long)(n - 1) * settings.Repeats,
+            PrefillGFlops = (double)PrefillFlopsPerToken(cfg, p) * medianPrefill / 1e9,
             Bf16PeakGFlops = peak,
             Fp32PeakGFlops = fp32Peak,
             GemmGFlops = gemm,
@@ -158,6 +179,14 @@ public static class DecodeBenchmark
     private static void WarmUp(IDecoderNetwork net, GlmModel model, long[] prompt, int b, int p, int n, CancellationToken ct) =>
         JitWarmUp.Run(run => RunOnce(net, model, prompt, b, Math.Min(p, run == 0 ? 32 : 128), Math.Min(n, run == 0 ? 32 : 4),
             out _, out _, out _), ct);
+
+    // The middle value (the mean of the two middle ones for an even count).
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
 
     /// <summary>FLOPs of a prompt of <paramref name="promptTokens"/> in the linear layers, per token: every weight read per
     /// decode step but the head, twice (multiply and add), plus the head's share for the one position whose logits are kept.</summary>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using AgentHost.Cli;
 
@@ -89,6 +90,27 @@ public class EngineVerbTests : IDisposable
         Assert.Contains("roofline", r.Out);
         Assert.Contains("prefill compute: ", r.Out); // prefill GFLOP/s against a GEMM measured in the same process
         Assert.Contains(expected, r.Out);
+    }
+
+    [Fact]
+    public async Task BenchRepeatPrintsTheMedianAndRangeOfEveryTimedRun()
+    {
+        var r = await Run("bench", "--model", "random:glm4-tiny", "--prompt-tokens", "20", "--new-tokens", "4", "--repeat", "3");
+        Assert.Equal(0, r.Code);
+        var prefill = System.Text.RegularExpressions.Regex.Match(r.Out, @"prefill: ([\d.]+) tok/s \(median of 3: ([\d.]+)–([\d.]+)\)");
+        Assert.True(prefill.Success, r.Out);
+        double median = double.Parse(prefill.Groups[1].Value, CultureInfo.InvariantCulture);
+        double low = double.Parse(prefill.Groups[2].Value, CultureInfo.InvariantCulture), high = double.Parse(prefill.Groups[3].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(median, low, high);
+        Assert.Matches(@"decode: [\d.]+ tok/s \(median of 3: [\d.]+–[\d.]+\)", r.Out);
+        // Four probes bracket three runs; each run's fraction is against the larger probe beside it.
+        Assert.Matches(@"probes [\d.]+, [\d.]+, [\d.]+, [\d.]+\)", r.Out);
+        Assert.Matches(@"median of each run against its own probes; [\d.]+ %, [\d.]+ %, [\d.]+ %\)", r.Out);
+
+        var bad = await Run("bench", "--model", "random:glm4-tiny", "--repeat", "0");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("--repeat", bad.Err);
+        Assert.DoesNotContain("   at ", bad.Err); // a message, not a stack trace
     }
 
     [Fact]

@@ -20,6 +20,11 @@ internal static class BenchVerb
             Description = "Continuous batching: N concurrent streams (each with --prompt-tokens and --new-tokens) through one batch scheduler; "
                 + "a comma list sweeps (e.g. 1,4,16). Prints aggregate and per-stream decode tok/s and the ratio to 1 stream.",
         };
+        var repeat = new Option<int>("--repeat")
+        {
+            DefaultValueFactory = _ => 1,
+            Description = "Timed runs (prefill and decode, each between two bandwidth probes): with more than one, prints the median and the range of each figure — steadier on a machine whose speed moves from minute to minute.",
+        };
         var profile = new Option<bool>("--profile")
         {
             Description = "After the timed run, decode again with each part of the step timed (matrix products, norms, rotary, attention, …) and print where a token's time goes.",
@@ -30,6 +35,7 @@ internal static class BenchVerb
         cmd.Add(newTokens);
         cmd.Add(batch);
         cmd.Add(concurrency);
+        cmd.Add(repeat);
         cmd.Add(profile);
         cmd.SetAction((parse, ct) =>
         {
@@ -39,7 +45,8 @@ internal static class BenchVerb
             console.Out.WriteLine(string.Format(inv, "model: {0}  layout: {1}  dtype: {2}  quantization: {7}  device: {3}  threads: {4}  parameters: {5:N0}  (loaded in {6:F1} s)",
                 glm.Source, glm.Config.Layout, GlmModel.DTypeName(glm.DType), glm.Device, TorchSharp.torch.get_num_threads(),
                 ModelPresets.ParameterCount(glm.Config), load.Elapsed.TotalSeconds, GlmQuantizationNames.Name(glm.Quantization)));
-            var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch), Profile: parse.GetValue(profile));
+            var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch), Profile: parse.GetValue(profile),
+                Repeats: parse.GetValue(repeat));
             if (parse.GetValue(concurrency) is { } list)
             {
                 DecodeProfiler.Enabled = settings.Profile;
@@ -54,14 +61,18 @@ internal static class BenchVerb
                 return Task.FromResult(0);
             }
             var r = DecodeBenchmark.Run(glm, settings, new SyncProgress<string>(s => console.Error.WriteLine($"... {s}")), ct);
-            console.Out.WriteLine(string.Format(inv, "prefill: {0:F1} tok/s   decode: {1:F2} tok/s   time to first token: {2:F0} ms   peak memory: {3:F2} GiB",
-                r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.TimeToFirstToken.TotalMilliseconds, r.PeakWorkingSetBytes / (double)(1L << 30)));
-            console.Out.WriteLine(string.Format(inv, "read bandwidth: {0:F1} GB/s{5}   weights per token: {1:F1} MB{4}   roofline: {2:F2} tok/s   decode = {3:P1} of roofline",
+            console.Out.WriteLine(string.Format(inv, "prefill: {0:F1} tok/s{4}   decode: {1:F2} tok/s{5}   time to first token: {2:F0} ms   peak memory: {3:F2} GiB",
+                r.PrefillTokensPerSecond, r.DecodeTokensPerSecond, r.TimeToFirstToken.TotalMilliseconds, r.PeakWorkingSetBytes / (double)(1L << 30),
+                Spread(r.PrefillSamples, "F1"), Spread(r.DecodeSamples, "F2")));
+            string probes = r.ReadBandwidthSamplesGBs.Count == 2
+                ? " (larger of " + string.Join(" before and ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv))) + " after the decode)"
+                : r.ReadBandwidthSamplesGBs.Count > 2
+                    ? $" (median over the runs of the larger probe beside each; probes {string.Join(", ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv)))})"
+                    : "";
+            console.Out.WriteLine(string.Format(inv, "read bandwidth: {0:F1} GB/s{5}   weights per token: {1:F1} MB{4}   roofline: {2:F2} tok/s   decode = {3:P1} of roofline{6}",
                 r.ReadBandwidthGBs, r.WeightBytesPerToken / 1e6, r.RooflineStepsPerSecond, r.FractionOfRoofline,
-                glm.Quantization == GlmQuantization.Int8 ? " (int8 weights + fp32 scales)" : "",
-                r.ReadBandwidthSamplesGBs.Count > 1
-                    ? " (larger of " + string.Join(" before and ", r.ReadBandwidthSamplesGBs.Select(x => x.ToString("F1", inv))) + " after the decode)"
-                    : ""));
+                glm.Quantization == GlmQuantization.Int8 ? " (int8 weights + fp32 scales)" : "", probes,
+                r.FractionSamples.Count > 1 ? " (median of each run against its own probes; " + string.Join(", ", r.FractionSamples.Select(x => x.ToString("P1", inv))) + ")" : ""));
             if (!double.IsNaN(r.GemmGFlops))
                 console.Out.WriteLine(string.Format(inv, "prefill compute: {0:F1} GFLOP/s in the linear layers{1}   GEMM [{2}×{3}]·[{3}×{4}]: engine {8} {9:F1} GFLOP/s, libtorch {5} {6:F1} GFLOP/s (prefill = {7:P1} of the engine's)",
                     r.PrefillGFlops,
@@ -82,6 +93,11 @@ internal static class BenchVerb
         });
         return cmd;
     }
+
+    /// <summary>" (median of N: min–max)" for several samples, else nothing.</summary>
+    private static string Spread(IReadOnlyList<double> samples, string format) =>
+        samples.Count < 2 ? "" : string.Format(CultureInfo.InvariantCulture, " (median of {0}: {1}–{2})", samples.Count,
+            samples.Min().ToString(format, CultureInfo.InvariantCulture), samples.Max().ToString(format, CultureInfo.InvariantCulture));
 
     private static void PrintProfile(CliConsole console, BenchmarkResult r)
     {
