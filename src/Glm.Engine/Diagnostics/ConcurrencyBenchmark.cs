@@ -23,6 +23,9 @@ public sealed record ConcurrencyResult
     public required double DecodeTokensPerCpuSecond { get; init; }
     /// <summary>Mean rows per batched decode step (as the scheduler counted them).</summary>
     public required double MeanBatch { get; init; }
+    /// <summary>With several sweeps (<see cref="BenchmarkSettings.Repeats"/>): <see cref="AggregateDecodeTokensPerSecond"/> of
+    /// every sweep, in order; the other figures are those of the sweep with the median aggregate rate. Otherwise empty.</summary>
+    public IReadOnlyList<double> AggregateSamples { get; init; } = [];
 }
 
 /// <summary>
@@ -32,12 +35,12 @@ public sealed record ConcurrencyResult
 public static class ConcurrencyBenchmark
 {
     /// <summary>Runs one measurement per entry of <paramref name="streams"/> (after a warm-up of every stream count until the
-    /// JIT has settled), in the given order.</summary>
+    /// JIT has settled), in the given order; with <see cref="BenchmarkSettings.Repeats"/> sweeps, the median one per entry.</summary>
     public static IReadOnlyList<ConcurrencyResult> Run(GlmModel model, BenchmarkSettings settings, IReadOnlyList<int> streams,
         IProgress<string>? progress = null, CancellationToken ct = default)
     {
-        if (settings.PromptTokens < 1 || settings.NewTokens < 2)
-            throw new GlmException($"bench --concurrency needs --prompt-tokens ≥ 1 and --new-tokens ≥ 2 (got {settings.PromptTokens}, {settings.NewTokens}).");
+        if (settings.PromptTokens < 1 || settings.NewTokens < 2 || settings.Repeats < 1)
+            throw new GlmException($"bench --concurrency needs --prompt-tokens ≥ 1, --new-tokens ≥ 2 and --repeat ≥ 1 (got {settings.PromptTokens}, {settings.NewTokens}, {settings.Repeats}).");
         if (streams.Count == 0 || streams.Any(n => n < 1))
             throw new GlmException($"--concurrency takes stream counts ≥ 1 (got {string.Join(",", streams)}).");
         int context = settings.PromptTokens + settings.NewTokens;
@@ -50,14 +53,21 @@ public static class ConcurrencyBenchmark
         {
             foreach (int n in streams.Distinct()) Measure(model, n, Math.Min(settings.PromptTokens, 16), 4, ct);
         }, ct);
-        var results = new List<ConcurrencyResult>();
-        foreach (int n in streams)
+        // Several sweeps run interleaved (1, 16, 1, 16, …), so each stream count sees the same drift of the machine's speed.
+        var runs = streams.Select(_ => new List<ConcurrencyResult>()).ToArray();
+        for (int sweep = 0; sweep < settings.Repeats; sweep++)
+            for (int i = 0; i < streams.Count; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                progress?.Report($"{streams[i]} stream(s): prompt {settings.PromptTokens} tokens, decode {settings.NewTokens} tokens each"
+                    + (settings.Repeats > 1 ? $" (sweep {sweep + 1} of {settings.Repeats})" : ""));
+                runs[i].Add(Measure(model, streams[i], settings.PromptTokens, settings.NewTokens, ct));
+            }
+        if (settings.Repeats == 1) return runs.Select(r => r[0]).ToList();
+        return runs.Select(r => r.OrderBy(x => x.AggregateDecodeTokensPerSecond).ElementAt(r.Count / 2) with
         {
-            ct.ThrowIfCancellationRequested();
-            progress?.Report($"{n} stream(s): prompt {settings.PromptTokens} tokens, decode {settings.NewTokens} tokens each");
-            results.Add(Measure(model, n, settings.PromptTokens, settings.NewTokens, ct));
-        }
-        return results;
+            AggregateSamples = r.Select(x => x.AggregateDecodeTokensPerSecond).ToList(),
+        }).ToList();
     }
 
     private static ConcurrencyResult Measure(GlmModel model, int streams, int promptTokens, int newTokens, CancellationToken ct)

@@ -114,6 +114,31 @@ public class EngineVerbTests : IDisposable
     }
 
     [Fact]
+    public async Task BenchConcurrencySweepsInterleavedAndReportsTheMedianRatio()
+    {
+        var r = await Run("bench", "--model", "random:glm4-tiny", "--prompt-tokens", "4", "--new-tokens", "6", "--concurrency", "2", "--repeat", "2");
+        Assert.Equal(0, r.Code);
+        Assert.Contains("2 interleaved sweeps", r.Out);
+        // The single-stream baseline is added to the sweep; each row: streams, aggregate, per-stream, ratio.
+        var rows = System.Text.RegularExpressions.Regex.Matches(r.Out, @"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.Equal(new[] { "1", "2" }, rows.Select(m => m.Groups[1].Value));
+        double Value(string text) => double.Parse(text, CultureInfo.InvariantCulture);
+        double[] Sweeps(int streams) => System.Text.RegularExpressions.Regex.Match(r.Out, $@"  {streams} stream\(s\), aggregate decode tok/s per sweep: ([\d.]+), ([\d.]+)")
+            .Groups.Values.Skip(1).Select(g => Value(g.Value)).ToArray();
+        double[] one = Sweeps(1), two = Sweeps(2);
+        Assert.Equal(2, one.Length);
+        Assert.Equal(2, two.Length);
+        // Two sweeps: the ratio is the mean of the sweeps' own ratios (the printed rates are rounded to 0.01).
+        double expected = (two[0] / one[0] + two[1] / one[1]) / 2;
+        Assert.InRange(Value(rows[1].Groups[4].Value), expected * 0.98 - 0.01, expected * 1.02 + 0.01);
+
+        var bad = await Run("bench", "--model", "random:glm4-tiny", "--concurrency", "1,0");
+        Assert.NotEqual(0, bad.Code);
+        Assert.Contains("--concurrency '1,0'", bad.Err);
+        Assert.DoesNotContain("   at ", bad.Err);
+    }
+
+    [Fact]
     public async Task BenchProfileSplitsThePrefillAndTheDecodeSteps()
     {
         var r = await Run("bench", "--model", "random:glm4-tiny", "--dtype", "bf16", "--prompt-tokens", "8", "--new-tokens", "4", "--profile");
