@@ -3,6 +3,9 @@ using Glm.Engine.Modeling;
 
 namespace Glm.Engine.Tests.Modeling;
 
+// Asserts that decode steps ran through the fused step, which the collection's tests switch off while they compare paths
+// (CpuDecodeOps.Enabled, ChatGlmDecodeStep.Enabled): running beside them, a whole generation could fall in that window.
+[Collection("KernelSwitches")]
 public class BatchSchedulerTests
 {
     private static GlmModel Tiny(string preset = "glm4-tiny", string dtype = "fp32") =>
