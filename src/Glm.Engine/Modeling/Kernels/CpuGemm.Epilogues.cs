@@ -13,7 +13,7 @@ namespace Glm.Engine.Modeling.Kernels;
 /// separate op's pass over the product disappears (on glm4-bench the prompt's 20 SwiGLUs took 5–8 ms and its 40 residual
 /// adds 2–7 ms); the results are the bits the separate ops give, because every rounding they make is made here too.
 /// </summary>
-public readonly record struct GemmEpilogue
+internal readonly record struct GemmEpilogue
 {
     /// <summary>Added to the product (same shape and dtype as the output, contiguous): y = x + round(x·Wᵀ + b), the residual add
     /// of a pre-norm block.</summary>
