@@ -6,6 +6,11 @@ using static TorchSharp.torch;
 namespace Glm.Engine.Diagnostics;
 
 /// <summary>Settings of one <c>glm bench</c> run.</summary>
+/// <param name="PromptTokens">Prompt length of each sequence.</param>
+/// <param name="NewTokens">Tokens decoded after the prompt (greedy).</param>
+/// <param name="Batch">Sequences prefilled and decoded together.</param>
+/// <param name="MeasureBandwidth">Probe the read bandwidth around the timed runs and measure the compute ceilings.</param>
+/// <param name="Profile">Run prefill and decode once more with every section timed.</param>
 /// <param name="Repeats">Timed runs (prefill and decode); with more than one, the result's figures are medians and the
 /// samples are kept.</param>
 public sealed record BenchmarkSettings(int PromptTokens = 128, int NewTokens = 256, int Batch = 1, bool MeasureBandwidth = true, bool Profile = false,
