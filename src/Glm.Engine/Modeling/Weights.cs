@@ -69,7 +69,7 @@ internal sealed class Weights : nn.Module
 
     private Tensor? TryFusedLinear(Tensor x, GemmEpilogue epilogue)
     {
-        if (Adapter is not null || !CpuGemm.FuseEpilogues) return null;
+        if (Adapter is not null) return null; // the adapter's term belongs between the product and the epilogue's op
         return IsQuantized ? CpuGemm.TryQuantizedLinear(x, Weight, WeightScale!, Bias, epilogue) : CpuGemm.TryLinear(x, Weight, Bias, epilogue);
     }
 

@@ -28,6 +28,9 @@ internal readonly record struct GemmEpilogue
 
     /// <summary>y = silu(gate) · up of the fused gate/up product.</summary>
     public static GemmEpilogue SwiGlu(long ffn) => new() { SwiGluFfn = ffn };
+
+    /// <summary>True when this epilogue does more than add the bias (the default does nothing else).</summary>
+    public bool Fuses => Residual is not null || SwiGluFfn != 0;
 }
 
 internal static unsafe partial class CpuGemm
@@ -123,15 +126,10 @@ internal static unsafe partial class CpuGemm
                     var activated = g / (Vector512<float>.One + Exp(-g));
                     var v = (wide ? activated : Round16(activated, bf16)) * u;
                     byte* at = o.Y + ((rowBase + m0 + i) * ffn + g0 + j0) * (wide ? 4 : 2);
-                    if (width == 16)
-                    {
-                        if (wide) Avx512F.Store((float*)at, v);
-                        else Store16((ushort*)at, v, bf16);
-                        continue;
-                    }
-                    if (wide) Avx512F.Store((float*)staged, v);
-                    else Store16(staged, v, bf16);
-                    Buffer.MemoryCopy(staged, at, 64, width * (wide ? 4 : 2));
+                    byte* dst = width == 16 ? at : (byte*)staged; // a last 8-column group is staged, then its lanes copied
+                    if (wide) Avx512F.Store((float*)dst, v);
+                    else Store16((ushort*)dst, v, bf16);
+                    if (width < 16) Buffer.MemoryCopy(staged, at, 64, width * (wide ? 4 : 2));
                 }
             }
         }

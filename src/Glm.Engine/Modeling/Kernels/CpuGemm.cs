@@ -94,7 +94,7 @@ internal static unsafe partial class CpuGemm
         var shape = (long[])xs.Clone();
         shape[^1] = epilogue.SwiGluFfn > 0 ? epilogue.SwiGluFfn : n;
         if (!EpilogueApplies(epilogue, x.dtype, n, shape)) return null;
-        if (epilogue.Residual is not null || epilogue.SwiGluFfn > 0) _fusedEpiloguesRun++;
+        if (epilogue.Fuses) _fusedEpiloguesRun++;
         using var xc = x.contiguous();
         var y = torch.empty(shape, dtype: x.dtype);
         Multiply(new Operands(Data(xc), x.dtype, rows, k, w, weightType, scales, n,
@@ -110,7 +110,7 @@ internal static unsafe partial class CpuGemm
     /// weight rows and is a multiple of 16 (the unfused op's vector lanes; its scalar tail rounds exp differently).</summary>
     private static bool EpilogueApplies(in GemmEpilogue e, ScalarType dtype, long n, long[] outputShape)
     {
-        if (e.Residual is null && e.SwiGluFfn == 0) return true;
+        if (!e.Fuses) return true;
         if (!FuseEpilogues || (e.Residual is not null && e.SwiGluFfn != 0)) return false;
         if (e.SwiGluFfn != 0) return e.SwiGluFfn > 0 && 2 * e.SwiGluFfn == n && e.SwiGluFfn % 16 == 0;
         var r = e.Residual!;
