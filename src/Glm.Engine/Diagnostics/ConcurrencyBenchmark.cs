@@ -70,6 +70,14 @@ public static class ConcurrencyBenchmark
         }).ToList();
     }
 
+    /// <summary>Aggregate rate of <paramref name="r"/> over <paramref name="single"/>'s (the one-stream row of the same run): the
+    /// median of each sweep's own ratio when there were several sweeps (a sweep's measurements are minutes apart at most),
+    /// else the one ratio.</summary>
+    public static double RatioTo(ConcurrencyResult r, ConcurrencyResult single) =>
+        r.AggregateSamples.Count < 2
+            ? r.AggregateDecodeTokensPerSecond / single.AggregateDecodeTokensPerSecond
+            : DecodeBenchmark.Median(r.AggregateSamples.Zip(single.AggregateSamples, (n, one) => n / one));
+
     private static ConcurrencyResult Measure(GlmModel model, int streams, int promptTokens, int newTokens, CancellationToken ct)
     {
         var rng = new Random(1234);

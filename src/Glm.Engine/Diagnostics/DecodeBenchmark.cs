@@ -152,7 +152,7 @@ public static class DecodeBenchmark
         {
             PrefillTokensPerSecond = medianPrefill,
             DecodeTokensPerSecond = Median(decodeRates),
-            TimeToFirstToken = TimeSpan.FromSeconds(Median(runs.Select(r => r.FirstToken.TotalSeconds).ToList())),
+            TimeToFirstToken = TimeSpan.FromSeconds(Median(runs.Select(r => r.FirstToken.TotalSeconds))),
             PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
             ReadBandwidthGBs = runBandwidths.Count > 0 ? Median(runBandwidths) : double.NaN,
             ReadBandwidthSamplesGBs = bandwidths,
@@ -185,8 +185,8 @@ public static class DecodeBenchmark
         JitWarmUp.Run(run => RunOnce(net, model, prompt, b, Math.Min(p, run == 0 ? 32 : 128), Math.Min(n, run == 0 ? 32 : 4),
             out _, out _, out _), ct);
 
-    // The middle value (the mean of the two middle ones for an even count).
-    private static double Median(List<double> values)
+    /// <summary>The middle value (the mean of the two middle ones for an even count).</summary>
+    internal static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToList();
         int mid = sorted.Count / 2;

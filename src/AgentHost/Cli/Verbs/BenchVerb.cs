@@ -152,7 +152,7 @@ internal static class BenchVerb
         console.Out.WriteLine("streams  aggregate decode tok/s  per-stream tok/s  ratio to 1 stream  decode tok/CPU-s (ratio)  end-to-end tok/s  mean TTFT  mean batch");
         foreach (var r in results)
             console.Out.WriteLine(string.Format(inv, "{0,7}  {1,22:F2}  {2,16:F2}  {3,16:F2}x  {4,14:F2} ({5,6:F2}x)  {6,16:F2}  {7,6:F0} ms  {8,10:F2}",
-                r.Streams, r.AggregateDecodeTokensPerSecond, r.PerStreamDecodeTokensPerSecond, Ratio(r, results[0]),
+                r.Streams, r.AggregateDecodeTokensPerSecond, r.PerStreamDecodeTokensPerSecond, ConcurrencyBenchmark.RatioTo(r, results[0]),
                 r.DecodeTokensPerCpuSecond, r.DecodeTokensPerCpuSecond / cpuBaseline,
                 r.EndToEndTokensPerSecond, r.MeanTimeToFirstToken.TotalMilliseconds, r.MeanBatch));
         if (settings.Repeats > 1)
@@ -161,13 +161,4 @@ internal static class BenchVerb
                     string.Join(", ", r.AggregateSamples.Select(x => x.ToString("F2", inv)))));
     }
 
-    /// <summary>Aggregate rate of <paramref name="r"/> over the single stream's: the median of each sweep's own ratio when there
-    /// were several sweeps (a sweep's two measurements are minutes apart at most), else the one ratio.</summary>
-    private static double Ratio(ConcurrencyResult r, ConcurrencyResult single)
-    {
-        if (r.AggregateSamples.Count < 2) return r.AggregateDecodeTokensPerSecond / single.AggregateDecodeTokensPerSecond;
-        var ratios = r.AggregateSamples.Zip(single.AggregateSamples, (n, one) => n / one).Order().ToList();
-        int mid = ratios.Count / 2;
-        return ratios.Count % 2 == 1 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
-    }
 }
