@@ -8,8 +8,10 @@ namespace Glm.Engine.Diagnostics;
 /// </summary>
 public sealed record DecodeAccuracy
 {
-    /// <summary>True: activations quantized to int8 per 32-column block (VNNI); false: exact fp32 activations.</summary>
+    /// <summary>True: quantized activations (<see cref="CpuInt8Gemv.QuantizedActivationsName"/>); false: exact fp32 activations.</summary>
     public required bool Int8Activations { get; init; }
+    /// <summary>The mode in words: "exact fp32 activations", "int16 activations" (AVX512_VNNI) or "int8 activations" (AVX-VNNI).</summary>
+    public required string Activations { get; init; }
     /// <summary>Largest |logit − reference logit|.</summary>
     public required double MaxAbsLogitError { get; init; }
     /// <summary>Mean |logit − reference logit|.</summary>
@@ -41,7 +43,8 @@ public sealed record QuantizationAccuracy
     public required double DecodeReferencePerplexity { get; init; }
     /// <summary>The decode path with exact fp32 activations in the int8 GEMV (weight-only quantization error).</summary>
     public required DecodeAccuracy DecodeExactActivations { get; init; }
-    /// <summary>The decode path with int8 activations (W8A8); null where the kernel cannot run them (no AVX-VNNI).</summary>
+    /// <summary>The decode path with quantized activations (int16 with AVX512_VNNI, int8 with AVX-VNNI); null where the CPU has
+    /// neither.</summary>
     public DecodeAccuracy? DecodeInt8Activations { get; init; }
     /// <summary>Perplexity of the unquantized model.</summary>
     public required PerplexityResult Reference { get; init; }
@@ -80,7 +83,7 @@ public static class QuantizationReport
         {
             exact = Decode(decodeReference, quantized, decodeWindow, int8Activations: false);
             ct.ThrowIfCancellationRequested();
-            if (CpuInt8VnniGemv.IsSupported) int8 = Decode(decodeReference, quantized, decodeWindow, int8Activations: true);
+            if (CpuInt8Gemv.HasInt8ActivationLoops) int8 = Decode(decodeReference, quantized, decodeWindow, int8Activations: true);
         }
         finally { CpuInt8Gemv.Int8Activations = defaultMode; }
         ct.ThrowIfCancellationRequested();
@@ -103,7 +106,8 @@ public static class QuantizationReport
         var (max, mean, _, agree) = Stats(reference, logits);
         return new DecodeAccuracy
         {
-            Int8Activations = int8Activations, MaxAbsLogitError = max, MeanAbsLogitError = mean, ArgmaxAgreement = agree,
+            Int8Activations = int8Activations,
+            Activations = int8Activations ? CpuInt8Gemv.QuantizedActivationsName : "exact fp32 activations", MaxAbsLogitError = max, MeanAbsLogitError = mean, ArgmaxAgreement = agree,
             Perplexity = Perplexity(logits, window),
         };
     }

@@ -31,7 +31,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
     private readonly long _ropePositions;
     private readonly bool _castBeforeWeight, _int8;
     // The int8 kernels are bound in the mode current at creation; if a test or caller flips it, the tensor path runs.
-    private readonly (bool Int8Activations, bool Avx512) _int8Mode;
+    private readonly (bool Int8Activations, bool Avx512, bool Int8Dot) _int8Mode;
     private readonly float _epsilon;
     // Activations in the model dtype: residual stream, normed input, fused QKV, attention output, sublayer output, gate/up, SwiGLU.
     private readonly byte* _x, _h, _qkv, _context, _sublayer, _gateUp, _mlp;
@@ -94,7 +94,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
         }).ToArray();
         _head = Bind(head);
         _int8 = blocks.Any(b => b.Qkv.IsQuantized || b.Dense.IsQuantized || b.GateUp.IsQuantized || b.Down.IsQuantized) || head.IsQuantized;
-        _int8Mode = (CpuInt8Gemv.Int8Activations, CpuInt8Gemv.UseAvx512);
+        _int8Mode = (CpuInt8Gemv.Int8Activations, CpuInt8Gemv.UseAvx512, CpuInt8Gemv.UseInt8DotKernel);
     }
 
     /// <summary>The step for a model's weights, or null when some layer is not one the step handles (then use the tensor path).</summary>
@@ -144,7 +144,7 @@ internal sealed unsafe class ChatGlmDecodeStep : IDisposable
     public bool Applies(Tensor inputIds, Tensor positionIds, KvCache? cache, Tensor? mask)
     {
         if (!Enabled || !CpuDecodeOps.Enabled || !CpuGemv.Enabled || _allocations.Count == 0) return false; // switched off, or disposed
-        if (_int8 && (!CpuInt8Gemv.Enabled || _int8Mode != (CpuInt8Gemv.Int8Activations, CpuInt8Gemv.UseAvx512))) return false;
+        if (_int8 && (!CpuInt8Gemv.Enabled || _int8Mode != (CpuInt8Gemv.Int8Activations, CpuInt8Gemv.UseAvx512, CpuInt8Gemv.UseInt8DotKernel))) return false;
         if (cache is null || torch.is_grad_enabled()) return false;
         if (inputIds.NumberOfElements != 1 || positionIds.NumberOfElements != 1 || inputIds.dtype != ScalarType.Int64 ||
             positionIds.dtype != ScalarType.Int64 || inputIds.device_type != DeviceType.CPU || positionIds.device_type != DeviceType.CPU)

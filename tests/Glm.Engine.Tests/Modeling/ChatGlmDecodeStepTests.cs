@@ -10,8 +10,11 @@ public class ChatGlmDecodeStepTests
 {
     private static readonly int[] Prompt = { 5, 17, 301, 44, 9, 120, 77, 3, 260, 11 };
 
-    private static GlmModel Model(GlmLayout layout, string dtype, int headDim, bool int8 = false) =>
-        GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny") with { Layout = layout, HeadDim = headDim, RotaryDim = headDim / 2 },
+    private static GlmModel Model(GlmLayout layout, string dtype, int headDim, bool int8 = false, int hidden = 64) =>
+        GlmModel.CreateRandom(ModelPresets.Get("glm4-tiny") with
+            {
+                Layout = layout, HeadDim = headDim, RotaryDim = headDim / 2, HiddenSize = hidden, FfnHiddenSize = 2 * hidden,
+            },
             new GlmLoadOptions { DType = dtype, Device = "cpu", Seed = 17, Quantization = int8 ? GlmQuantization.Int8 : GlmQuantization.None });
 
     [Theory]
@@ -28,17 +31,22 @@ public class ChatGlmDecodeStepTests
     }
 
     [Theory]
-    [InlineData(true)]  // int8 activations (AVX-VNNI; the exact path on CPUs without it)
-    [InlineData(false)] // exact fp32 activations
-    public void FusedStepWithInt8LayersGivesTheTensorPathsLogitsBitForBit(bool int8Activations)
+    [InlineData(true, 64)]   // int8 activations (AVX512_VNNI machine code for the 128-wide down projection, AVX-VNNI loops
+                             // elsewhere; the exact path on CPUs without either)
+    [InlineData(true, 128)]  // every layer 128 or 256 wide: all through the machine code where the CPU has AVX512_VNNI
+    [InlineData(false, 64)]  // exact fp32 activations
+    public void FusedStepWithInt8LayersGivesTheTensorPathsLogitsBitForBit(bool int8Activations, int hidden)
     {
         bool saved = Glm.Engine.Modeling.Kernels.CpuInt8Gemv.Int8Activations;
         try
         {
             Glm.Engine.Modeling.Kernels.CpuInt8Gemv.Int8Activations = int8Activations;
-            using var model = Model(GlmLayout.ChatGlm, "bf16", 32, int8: true);
+            using var model = Model(GlmLayout.ChatGlm, "bf16", 32, int8: true, hidden);
             Assert.Equal(GlmQuantization.Int8, model.Config.Quantization);
+            long before = Glm.Engine.Modeling.Kernels.Int8DotKernel.Calls;
             AssertFusedEqualsTensorPath(model);
+            if (int8Activations && Glm.Engine.Modeling.Kernels.Int8DotKernel.IsSupported) // both paths ran the machine code
+                Assert.True(Glm.Engine.Modeling.Kernels.Int8DotKernel.Calls - before >= 2 * 10 * 4, "the AVX512_VNNI loops did not run");
         }
         finally { Glm.Engine.Modeling.Kernels.CpuInt8Gemv.Int8Activations = saved; }
     }

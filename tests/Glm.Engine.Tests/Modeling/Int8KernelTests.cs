@@ -104,6 +104,7 @@ public class Int8KernelTests
         try
         {
             CpuInt8Gemv.Int8Activations = true;
+            CpuInt8Gemv.UseInt8DotKernel = false; // the AVX-VNNI loops; Int8DotKernelTests covers the AVX512_VNNI machine code
             var actual = CpuInt8Gemv.TryLinear(x.view(1, rows, k), q, scale, bias);
             Assert.NotNull(actual);
             Assert.Equal(new long[] { 1, rows, n }, actual!.shape);
@@ -115,7 +116,7 @@ public class Int8KernelTests
                 Assert.True(Math.Abs(got[i] - expected[i]) <= tol, $"output {i}: {got[i]} vs reference {expected[i]} (tolerance {tol})");
             }
         }
-        finally { CpuInt8Gemv.Int8Activations = saved; }
+        finally { CpuInt8Gemv.Int8Activations = saved; CpuInt8Gemv.UseInt8DotKernel = true; }
     }
 
     /// <summary>
@@ -139,6 +140,7 @@ public class Int8KernelTests
         try
         {
             CpuInt8Gemv.Int8Activations = true;
+            CpuInt8Gemv.UseInt8DotKernel = false; // the AVX-VNNI loops; Int8DotKernelTests covers the AVX512_VNNI machine code
             var alone = Enumerable.Range(0, 4).Select(m => CpuInt8Gemv.TryLinear(x[m].unsqueeze(0), q, scale, bias)!).ToArray();
             for (int rows = 2; rows <= 4; rows++)
             {
@@ -147,7 +149,7 @@ public class Int8KernelTests
                     Assert.True(together[m].eq(alone[m][0]).all().item<bool>(), $"{rows} rows, row {m}: max |difference| {(together[m] - alone[m][0]).abs().max().item<float>()}");
             }
         }
-        finally { CpuInt8Gemv.Int8Activations = saved; }
+        finally { CpuInt8Gemv.Int8Activations = saved; CpuInt8Gemv.UseInt8DotKernel = true; }
     }
 
     /// <summary>
@@ -176,6 +178,7 @@ public class Int8KernelTests
         try
         {
             CpuInt8Gemv.Int8Activations = true;
+            CpuInt8Gemv.UseInt8DotKernel = false; // the AVX-VNNI loops; Int8DotKernelTests covers the AVX512_VNNI machine code
             var error = (CpuInt8Gemv.TryLinear(x, q, scale, null)!.to(ScalarType.Float64) - exact).abs();
             var norms = x.to(ScalarType.Float64).norm(1, keepdim: true) * w.norm(1).view(1, -1); // ‖x_m‖·‖w_r‖
             var ratio = error / norms;
@@ -183,7 +186,7 @@ public class Int8KernelTests
             Assert.True(worst <= Math.Sqrt(8) / 127 * (1 + 1e-4), $"max |error| / (‖x‖·‖w‖) = {worst}");
             Assert.True(error.max().item<double>() > 0, "int8 activations should change the result a little");
         }
-        finally { CpuInt8Gemv.Int8Activations = saved; }
+        finally { CpuInt8Gemv.Int8Activations = saved; CpuInt8Gemv.UseInt8DotKernel = true; }
     }
 
     /// <summary>Activations [rows, k] with what real ones have: an outlier column (a block with a large scale), an all-zero
@@ -281,7 +284,7 @@ public class Int8KernelTests
         using var scope = NewDisposeScope();
         using var inference = torch.inference_mode();
         var (q, scale) = Int8Quantizer.Quantize(randn(64, 96));
-        int most = CpuInt8Gemv.Int8Activations ? CpuInt8VnniGemv.MaxRows : CpuInt8Gemv.MaxRows;
+        int most = CpuInt8Gemv.MaxRowsFor(96);
         Assert.NotNull(CpuInt8Gemv.TryLinear(randn(most, 96), q, scale, null));
         Assert.Null(CpuInt8Gemv.TryLinear(randn(most + 1, 96), q, scale, null)); // prefill: dequantize + GEMM
         Assert.Null(CpuInt8Gemv.TryLinear(randn(1, 96), q.to(ScalarType.Float32), scale, null)); // not int8

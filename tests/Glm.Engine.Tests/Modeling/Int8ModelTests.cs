@@ -56,8 +56,8 @@ public sealed class Int8ModelTests : IDisposable
     public void QuantizedLogitsStayCloseToFp32(string layout, bool int8Activations)
     {
         bool saved = CpuInt8Gemv.Int8Activations;
-        CpuInt8Gemv.Int8Activations = int8Activations; // ignored on CPUs without AVX-VNNI (then both cases run the exact path)
-        try { AssertQuantizedLogitsCloseToFp32(layout, int8Activations && CpuInt8VnniGemv.IsSupported); }
+        CpuInt8Gemv.Int8Activations = int8Activations; // ignored on CPUs without int8-activation loops (then both cases run the exact path)
+        try { AssertQuantizedLogitsCloseToFp32(layout, int8Activations && CpuInt8Gemv.HasInt8ActivationLoops); }
         finally { CpuInt8Gemv.Int8Activations = saved; }
     }
 
@@ -79,11 +79,11 @@ public sealed class Int8ModelTests : IDisposable
                     err = Math.Max(err, Math.Abs(a[i, j] - b[i, j]));
                 }
             // Stated tolerance: max |logit error| ≤ 3% of the largest |logit| for weight-only int8 (measured 2.2–2.6% for these
-            // hidden-64 random models). With int8 activations (decode, and prompts of up to CpuInt8VnniGemv.MaxRows tokens, which
+            // hidden-64 random models). With int8 activations (decode, and prompts of up to CpuInt8Gemv.MaxInt8ActivationRows tokens, which
             // the kernel also takes) the activation rounding (≤ max|x_block|/254 per
             // element) is as large as the weight rounding (≤ max|w_row|/254) and independent of it, so the errors add in
             // quadrature: ≤ 3%·√2 ≈ 4.3% (measured 3.4–3.8%).
-            bool throughKernel = incremental || Prompt.Length <= CpuInt8VnniGemv.MaxRows;
+            bool throughKernel = incremental || Prompt.Length <= CpuInt8Gemv.MaxInt8ActivationRows;
             float tolerance = int8Activations && throughKernel ? 0.043f : 0.03f;
             Assert.True(err <= tolerance * max, $"{layout} incremental={incremental} int8 activations={int8Activations}: max |error| {err}, max |logit| {max}");
             Assert.True(err > 0, "quantization should change the logits a little");
@@ -100,7 +100,7 @@ public sealed class Int8ModelTests : IDisposable
     [InlineData("original")]
     public void GreedyTokensAreTheSameWithInt8AndFp32Activations(string layout)
     {
-        if (!CpuInt8VnniGemv.IsSupported) return; // the switch is ignored without AVX-VNNI
+        if (!CpuInt8Gemv.HasInt8ActivationLoops) return; // the switch is ignored without int8-activation loops
         using var model = Build(layout, Int8);
         var options = new GenerationOptions { MaxNewTokens = 16, StopTokenIds = Array.Empty<int>() };
         bool saved = CpuInt8Gemv.Int8Activations;
@@ -142,7 +142,7 @@ public sealed class Int8ModelTests : IDisposable
         Assert.InRange(r.DecodeExactActivations.MaxAbsLogitError, 1e-6, 0.03 * r.MaxAbsReferenceLogit);
         Assert.True(r.DecodeReferencePerplexity > 1 && r.DecodeExactActivations.Perplexity > 1);
         Assert.True(Math.Abs(r.DecodeExactActivations.Perplexity / r.DecodeReferencePerplexity - 1) < 0.05);
-        if (!CpuInt8VnniGemv.IsSupported) { Assert.Null(r.DecodeInt8Activations); return; }
+        if (!CpuInt8Gemv.HasInt8ActivationLoops) { Assert.Null(r.DecodeInt8Activations); return; }
         var int8 = r.DecodeInt8Activations!;
         Assert.True(int8.Int8Activations);
         Assert.InRange(int8.MaxAbsLogitError, 1e-6, 0.043 * r.MaxAbsReferenceLogit);

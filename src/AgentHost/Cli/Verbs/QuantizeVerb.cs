@@ -51,7 +51,7 @@ internal static class QuantizeVerb
             foreach (var d in new[] { r.DecodeExactActivations, r.DecodeInt8Activations })
                 if (d is not null)
                     console.Out.WriteLine(string.Format(inv, "logits ({0} tokens, incremental decode / int8 GEMV, {1}): max |error| {2:G4}  mean |error| {3:G4}  arg-max agreement {4:P1}  perplexity reference {5:F4} → {6:F4} ({7:+0.00%;-0.00%})",
-                        r.DecodeTokens, d.Int8Activations ? "int8 activations" : "exact fp32 activations", d.MaxAbsLogitError, d.MeanAbsLogitError,
+                        r.DecodeTokens, d.Activations, d.MaxAbsLogitError, d.MeanAbsLogitError,
                         d.ArgmaxAgreement, r.DecodeReferencePerplexity, d.Perplexity, d.Perplexity / r.DecodeReferencePerplexity - 1));
             console.Out.WriteLine(string.Format(inv, "perplexity ({0} tokens scored): reference {1:F4}  int8 {2:F4}  change {3:+0.00%;-0.00%}  bits/char {4:F4} → {5:F4}",
                 r.Reference.ScoredTokens, r.Reference.Perplexity, r.Quantized.Perplexity, r.PerplexityChange, r.Reference.BitsPerCharacter, r.Quantized.BitsPerCharacter));

@@ -14,10 +14,12 @@ namespace Glm.Engine.Modeling.Kernels;
 /// for all input rows, and the row's scale multiplies the finished dot product. Rows of the weight are split over threads.
 /// Two ways to form the dot products:
 /// <list type="bullet">
-/// <item><b>int8 activations</b> (<see cref="Int8Activations"/>, the default on CPUs with AVX-VNNI): the input is quantized
-/// per 32-column block, as llama.cpp's Q8_0, and multiplied with <c>vpdpbusd</c> (<see cref="CpuInt8VnniGemv"/>). Fewer
-/// instructions per weight than widening to fp32: one thread streams 30–32 GB/s against 26–27 (one input row) and ≈ 19
-/// against 13–15 (four); the cost is activation rounding error (≤ half a block step per element).</item>
+/// <item><b>quantized activations</b> (<see cref="Int8Activations"/>, the default on CPUs with AVX512_VNNI or AVX-VNNI): where
+/// the CPU has AVX512_VNNI and the row length is a multiple of 128, the input is quantized to int16 per 256-column block and
+/// multiplied with <c>vpdpwssd</c> machine code (<see cref="Int8DotKernel"/>; rounding ≤ max|x_block|/65534 per element, no
+/// measurable logit change); else, with AVX-VNNI, to int8 per 32-column block as llama.cpp's Q8_0 with <c>vpdpbusd</c>
+/// (<see cref="CpuInt8VnniGemv"/>; rounding ≤ max|x_block|/254). Fewer instructions per weight than widening to fp32:
+/// glm4-bench int8 decode on Zen 4 (no AVX-VNNI) went from 37–41 to 48–63 tok/s with the machine code.</item>
 /// <item><b>exact fp32 activations</b>: 16 int8 lanes are sign-extended to int32 (vpmovsxbd), converted to fp32 and FMA'd with
 /// the fp32 activations (AVX-512), or the same sums in a portable scalar loop. The result is the dot product with the
 /// dequantized weights up to fp32 summation order.</item>
@@ -37,11 +39,42 @@ internal static unsafe class CpuInt8Gemv
 
     /// <summary>
     /// Quantize activations to int8 and use the VNNI loop (see the class summary). Defaults to true where
-    /// <see cref="CpuInt8VnniGemv.IsSupported"/>; GLM_INT8_EXACT_ACTIVATIONS=1 clears it. Ignored (exact path) on CPUs without
-    /// AVX-VNNI. Process-wide: flip it only between forwards.
+    /// <see cref="HasInt8ActivationLoops"/>; GLM_INT8_EXACT_ACTIVATIONS=1 clears it. Ignored (exact path) on CPUs without
+    /// either loop. The name is the mode's (W8A8 on AVX-VNNI); the AVX512_VNNI loops quantize to int16 (W8A16,
+    /// <see cref="QuantizedActivationsName"/>). Process-wide: flip it only between forwards.
     /// </summary>
     public static bool Int8Activations { get; set; } =
-        CpuInt8VnniGemv.IsSupported && Environment.GetEnvironmentVariable("GLM_INT8_EXACT_ACTIVATIONS") != "1";
+        HasInt8ActivationLoops && Environment.GetEnvironmentVariable("GLM_INT8_EXACT_ACTIVATIONS") != "1";
+
+    /// <summary>True where this CPU has loops for <see cref="Int8Activations"/> (AVX512_VNNI machine code or AVX-VNNI).</summary>
+    public static bool HasInt8ActivationLoops => Int8DotKernel.IsSupported || CpuInt8VnniGemv.IsSupported;
+
+    /// <summary>How this CPU quantizes activations when <see cref="Int8Activations"/> is on, for reports: int16 per 256-column block
+    /// (AVX512_VNNI machine code, rows whose length is a multiple of 128) or int8 per 32-column block (AVX-VNNI).</summary>
+    public static string QuantizedActivationsName =>
+        UseInt8DotKernel && Int8DotKernel.IsSupported ? "int16 activations" : "int8 activations";
+
+    /// <summary>Most input rows the int8-activation loops take (16 streams of continuous batching).</summary>
+    public const int MaxInt8ActivationRows = CpuInt8VnniGemv.MaxRows;
+
+    /// <summary>
+    /// Use <see cref="Int8DotKernel"/>'s machine code for int8 activations where it takes the row length (else the AVX-VNNI
+    /// loops, where the CPU has them). Tests and benchmarks clear it to compare; GLM_NO_INT8_DOT=1 starts it off. Process-wide:
+    /// flip it only between forwards.
+    /// </summary>
+    public static bool UseInt8DotKernel { get; set; } = Environment.GetEnvironmentVariable("GLM_NO_INT8_DOT") != "1";
+
+    /// <summary>Most input rows <see cref="TryLinear"/> takes for rows of <paramref name="k"/> columns in the current mode.</summary>
+    public static int MaxRowsFor(long k) => LoopsFor(k) == Loops.Exact ? MaxRows : MaxInt8ActivationRows;
+
+    private enum Loops { Exact, ManagedVnni, MachineCode }
+
+    // Which loops take rows of k columns in the current mode.
+    private static Loops LoopsFor(long k) =>
+        !Int8Activations ? Loops.Exact
+        : UseInt8DotKernel && Int8DotKernel.Takes(k) ? Loops.MachineCode
+        : CpuInt8VnniGemv.IsSupported ? Loops.ManagedVnni
+        : Loops.Exact;
 
     /// <summary>Worker count; defaults to torch's intra-op thread count.</summary>
     public static int Threads { get; set; }
@@ -55,7 +88,7 @@ internal static unsafe class CpuInt8Gemv
         if (!Enabled || x.device_type != DeviceType.CPU || x.requires_grad || !IsFloatDType(x)) return null;
         long[] xs = x.shape; // each read is a native call
         long k = xs[^1], rows = k == 0 ? 0 : x.NumberOfElements / k;
-        if (rows == 0 || rows > CpuInt8VnniGemv.MaxRows) return null;
+        if (rows == 0 || rows > MaxInt8ActivationRows) return null;
         // Quantized inputs are written once per call (all input rows), then shared read-only by the threads' row ranges.
         byte* scratch = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, KernelScratchBytes((int)rows, k)), 64);
         try
@@ -69,8 +102,12 @@ internal static unsafe class CpuInt8Gemv
 
     /// <summary>Bytes of scratch <see cref="TryKernel"/> needs for <paramref name="rows"/> inputs of length <paramref name="k"/>
     /// in the current mode (the quantized activations; 0 on the exact path).</summary>
-    public static long KernelScratchBytes(int rows, long k) =>
-        Int8Activations && CpuInt8VnniGemv.IsSupported ? CpuInt8VnniGemv.ChunkedScratchBytes(rows, k) : 0;
+    public static long KernelScratchBytes(int rows, long k) => LoopsFor(k) switch
+    {
+        Loops.MachineCode => Int8DotKernel.ActivationBytes(rows, k),
+        Loops.ManagedVnni => CpuInt8VnniGemv.ChunkedScratchBytes(rows, k),
+        _ => 0,
+    };
 
     /// <summary>
     /// The row kernel for int8 <paramref name="q"/> [n, k] with fp32 <paramref name="scale"/> [n] and <paramref name="rows"/> fp32
@@ -87,12 +124,17 @@ internal static unsafe class CpuInt8Gemv
         long[] qs = q.shape;
         long inputs = qs[1], outputs = qs[0];
         if (scale.NumberOfElements != outputs) return null;
-        bool vnni = Int8Activations && CpuInt8VnniGemv.IsSupported;
-        if (rows > (vnni ? CpuInt8VnniGemv.MaxRows : MaxRows)) return null;
+        var loops = LoopsFor(inputs);
+        if (rows > MaxRowsFor(inputs)) return null;
         (n, k) = (outputs, inputs);
         sbyte* wp = (sbyte*)Data(q);
         float* sp = (float*)Data(scale);
-        if (vnni)
+        if (loops == Loops.MachineCode)
+        {
+            prepare = xp => Int8DotKernel.Quantize(xp, rows, inputs, scratch);
+            return (_, yp, r0, r1) => Int8DotKernel.Rows(wp, sp, scratch, yp, rows, inputs, outputs, r0, r1);
+        }
+        if (loops == Loops.ManagedVnni)
         {
             prepare = xp => CpuInt8VnniGemv.QuantizeChunks(xp, rows, inputs, scratch);
             return (xp, yp, r0, r1) => CpuInt8VnniGemv.ChunkedRows(wp, sp, xp, scratch, yp, rows, inputs, outputs, r0, r1);
