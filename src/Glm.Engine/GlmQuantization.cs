@@ -26,4 +26,13 @@ public static class GlmQuantizationNames
 
     /// <summary>The lower-case name used on the command line and in config.json.</summary>
     public static string Name(GlmQuantization q) => q == GlmQuantization.Int8 ? "int8" : "none";
+
+    /// <summary>
+    /// How int8 layers treat their inputs at decode on this machine now: "int16 activations" (AVX512_VNNI), "int8 activations"
+    /// (AVX-VNNI) or "exact fp32 activations" (neither, or <c>GLM_INT8_EXACT_ACTIVATIONS=1</c>). Layers whose input length the
+    /// quantized loops do not take use the next mode down; prefill always dequantizes.
+    /// </summary>
+    public static string DecodeActivations =>
+        Modeling.Kernels.CpuInt8Gemv.Int8Activations && Modeling.Kernels.CpuInt8Gemv.HasInt8ActivationLoops
+            ? Modeling.Kernels.CpuInt8Gemv.QuantizedActivationsName : "exact fp32 activations";
 }

@@ -93,6 +93,15 @@ public class EngineVerbTests : IDisposable
     }
 
     [Fact]
+    public async Task BenchWithInt8WeightsSaysHowDecodeTreatsTheActivations()
+    {
+        var r = await Run("bench", "--model", "random:glm4-tiny", "--quantize", "int8", "--prompt-tokens", "4", "--new-tokens", "4");
+        Assert.Equal(0, r.Code);
+        Assert.Contains($"quantization: int8 (decode: {Glm.Engine.GlmQuantizationNames.DecodeActivations})", r.Out);
+        Assert.Matches(@"quantization: int8 \(decode: (int16|int8|exact fp32) activations\)", r.Out);
+    }
+
+    [Fact]
     public async Task BenchRepeatPrintsTheMedianAndRangeOfEveryTimedRun()
     {
         var r = await Run("bench", "--model", "random:glm4-tiny", "--prompt-tokens", "20", "--new-tokens", "4", "--repeat", "3");

@@ -44,7 +44,8 @@ internal static class BenchVerb
             var inv = CultureInfo.InvariantCulture;
             console.Out.WriteLine(string.Format(inv, "model: {0}  layout: {1}  dtype: {2}  quantization: {7}  device: {3}  threads: {4}  parameters: {5:N0}  (loaded in {6:F1} s)",
                 glm.Source, glm.Config.Layout, GlmModel.DTypeName(glm.DType), glm.Device, TorchSharp.torch.get_num_threads(),
-                ModelPresets.ParameterCount(glm.Config), load.Elapsed.TotalSeconds, GlmQuantizationNames.Name(glm.Quantization)));
+                ModelPresets.ParameterCount(glm.Config), load.Elapsed.TotalSeconds,
+                glm.Quantization == GlmQuantization.Int8 ? $"int8 (decode: {GlmQuantizationNames.DecodeActivations})" : GlmQuantizationNames.Name(glm.Quantization)));
             var settings = new BenchmarkSettings(parse.GetValue(promptTokens), parse.GetValue(newTokens), parse.GetValue(batch), Profile: parse.GetValue(profile),
                 Repeats: parse.GetValue(repeat));
             if (parse.GetValue(concurrency) is { } list)
