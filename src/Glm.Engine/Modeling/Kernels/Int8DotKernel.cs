@@ -17,7 +17,8 @@ namespace Glm.Engine.Modeling.Kernels;
 /// integer sums (at most 16 products of |xq|·|w| ≤ 32767·128 each, below 2³¹) and then cost one conversion and one FMA.</para>
 /// <para>Why these and not int8 activations in blocks of 32 (llama.cpp's Q8_0, what CpuInt8VnniGemv does): on this VM a core
 /// streams weights only as fast as its out-of-order window reaches ahead, and the per-block conversion and FMA every 32–64
-/// columns held one thread to 18–20 GB/s from memory (the bf16 loop: 25–27). These loops stream 26–27 GB/s on one thread —
+/// columns held one thread to 18–20 GB/s from memory (the bf16 loop: 25–27). These loops stream 24–27 GB/s on one thread at
+/// k ≤ 2048 (16–18 at 4,608, where a row's 9 KiB of int16 activations keeps less well in L1; docs/benchmarks.md) —
 /// as fast as int8 activations in blocks of 256, which were measured too and cost 2.5 times the mean logit error of exact
 /// activations on the bundled model (these cost nothing measurable; docs/quantization.md).</para>
 /// <para>Each output: blocks alternate between two 16-lane accumulators (an unpaired last block goes to the first), each
