@@ -38,7 +38,7 @@ internal static unsafe class CpuInt8Gemv
     public static bool UseAvx512 { get; set; } = Avx512F.IsSupported;
 
     /// <summary>
-    /// Quantize activations to int8 and use the VNNI loop (see the class summary). Defaults to true where
+    /// Quantize activations and use the VNNI loops (see the class summary). Defaults to true where
     /// <see cref="HasInt8ActivationLoops"/>; GLM_INT8_EXACT_ACTIVATIONS=1 clears it. Ignored (exact path) on CPUs without
     /// either loop. The name is the mode's (W8A8 on AVX-VNNI); the AVX512_VNNI loops quantize to int16 (W8A16,
     /// <see cref="QuantizedActivationsName"/>). Process-wide: flip it only between forwards.
