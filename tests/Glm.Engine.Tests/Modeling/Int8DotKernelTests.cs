@@ -64,6 +64,9 @@ public unsafe class Int8DotKernelTests
     [InlineData(7, 1280, 129)]
     [InlineData(16, 1536, 200)] // 16 streams
     [InlineData(13, 384, 300)]
+    [InlineData(6, 4608, 130)]  // K-blocks of 2,560 and 2,048 columns: the four-row loop carries its accumulators
+    [InlineData(3, 3200, 70)]   // 128-column blocks, K-blocks of 1,792 and 1,408 (an odd block count in the last)
+    [InlineData(16, 4608, 65)]
     public void RowsEqualTheScalarReplayBitForBit(int rows, int k, int n)
     {
         if (!Int8DotKernel.IsSupported) return;
