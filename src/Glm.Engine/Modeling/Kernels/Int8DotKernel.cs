@@ -56,13 +56,6 @@ internal static unsafe partial class Int8DotKernel
         return (k / blocks + pair - 1) / pair * pair;
     }
 
-    [ThreadStatic] private static float* _state; // per thread: 4 groups × RowBlock rows × 128 floats
-
-    private static float* State()
-    {
-        if (_state == null) _state = (float*)NativeMemory.AlignedAlloc((nuint)(MaxRows / 4 * RowBlock * 512), 64);
-        return _state;
-    }
 
     private readonly record struct Loops(nint One4, nint One8, nint Four4, nint Four8);
 
@@ -152,7 +145,16 @@ internal static unsafe partial class Int8DotKernel
             return;
         }
         long kb = KBlock(k);
-        float* state = kb < k ? State() : null;
+        // The accumulators between K-blocks: 512 bytes per weight row of a block, per group of four input rows.
+        float* state = kb < k ? (float*)NativeMemory.AlignedAlloc((nuint)((rows + 3) / 4 * RowBlock * 512), 64) : null;
+        try { FourRowGroups(one, four, w, s, buffer, y, rows, k, n, r0, r1, kb, state); }
+        finally { if (state != null) NativeMemory.AlignedFree(state); }
+    }
+
+    private static void FourRowGroups(delegate* unmanaged<sbyte*, long, short*, float*, float*, long, float*, void> one,
+        delegate* unmanaged<FourRowsArgs*, void> four, sbyte* w, float* s, byte* buffer, float* y, int rows, long k, long n,
+        long r0, long r1, long kb, float* state)
+    {
         for (long b0 = r0; b0 < r1; b0 += RowBlock)
         {
             long b1 = Math.Min(r1, b0 + RowBlock);
