@@ -141,22 +141,9 @@ public unsafe class Int8DotKernelTests
         using var scope = NewDisposeScope();
         using var inference = torch.inference_mode();
         torch.manual_seed(k + rows);
-        const int n = 512;
-        var (q, scale) = Int8Quantizer.Quantize(randn(n, k));
-        var x = tensor(Activations(rows, k, seed: rows)).view(rows, k);
-        var w = Int8Quantizer.Dequantize(q, scale, ScalarType.Float64);
-        var exact = x.to(ScalarType.Float64).matmul(w.t());
-        bool saved = CpuInt8Gemv.Int8Activations;
-        try
-        {
-            CpuInt8Gemv.Int8Activations = true;
-            var error = (CpuInt8Gemv.TryLinear(x, q, scale, null)!.to(ScalarType.Float64) - exact).abs();
-            var norms = x.to(ScalarType.Float64).norm(1, keepdim: true) * w.norm(1).view(1, -1);
-            double worst = (error / norms).max().item<double>();
-            Assert.True(worst <= Math.Sqrt(Int8DotKernel.BlockColumns(k)) / 65534 + 1e-5, $"max |error| / (‖x‖·‖w‖) = {worst}");
-            Assert.True(error.max().item<double>() > 0, "quantized activations should change the result a little");
-        }
-        finally { CpuInt8Gemv.Int8Activations = saved; }
+        var (worst, largest) = Int8KernelTests.QuantizedActivationError(tensor(Activations(rows, k, seed: rows)).view(rows, k), k, dotKernel: true);
+        Assert.True(worst <= Math.Sqrt(Int8DotKernel.BlockColumns(k)) / 65534 + 1e-5, $"max |error| / (‖x‖·‖w‖) = {worst}");
+        Assert.True(largest > 0, "quantized activations should change the result a little");
     }
 
     /// <summary>

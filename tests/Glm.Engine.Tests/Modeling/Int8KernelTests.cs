@@ -169,22 +169,29 @@ public class Int8KernelTests
         using var scope = NewDisposeScope();
         using var inference = torch.inference_mode();
         torch.manual_seed(k + rows);
-        const int n = 512;
-        var (q, scale) = Int8Quantizer.Quantize(randn(n, k));
-        var x = RealisticActivations(rows, k);
+        var (worst, largest) = QuantizedActivationError(RealisticActivations(rows, k), k, dotKernel: false);
+        Assert.True(worst <= Math.Sqrt(8) / 127 * (1 + 1e-4), $"max |error| / (‖x‖·‖w‖) = {worst}");
+        Assert.True(largest > 0, "int8 activations should change the result a little");
+    }
+
+    /// <summary>
+    /// The worst |error| / (‖x_m‖·‖w_r‖) and the largest |error| of <see cref="CpuInt8Gemv.TryLinear"/> with quantized
+    /// activations against the float64 product with the dequantized weights, for 512 random weight rows of <paramref name="k"/>
+    /// (<paramref name="dotKernel"/>: the AVX512_VNNI machine code, else the AVX-VNNI loops). The caller holds a dispose scope.
+    /// </summary>
+    internal static (double Worst, double Largest) QuantizedActivationError(Tensor x, int k, bool dotKernel)
+    {
+        var (q, scale) = Int8Quantizer.Quantize(randn(512, k));
         var w = Int8Quantizer.Dequantize(q, scale, ScalarType.Float64);
         var exact = x.to(ScalarType.Float64).matmul(w.t());
         bool saved = CpuInt8Gemv.Int8Activations;
         try
         {
             CpuInt8Gemv.Int8Activations = true;
-            CpuInt8Gemv.UseInt8DotKernel = false; // the AVX-VNNI loops; Int8DotKernelTests covers the AVX512_VNNI machine code
+            CpuInt8Gemv.UseInt8DotKernel = dotKernel;
             var error = (CpuInt8Gemv.TryLinear(x, q, scale, null)!.to(ScalarType.Float64) - exact).abs();
             var norms = x.to(ScalarType.Float64).norm(1, keepdim: true) * w.norm(1).view(1, -1); // ‖x_m‖·‖w_r‖
-            var ratio = error / norms;
-            double worst = ratio.max().item<double>();
-            Assert.True(worst <= Math.Sqrt(8) / 127 * (1 + 1e-4), $"max |error| / (‖x‖·‖w‖) = {worst}");
-            Assert.True(error.max().item<double>() > 0, "int8 activations should change the result a little");
+            return ((error / norms).max().item<double>(), error.max().item<double>());
         }
         finally { CpuInt8Gemv.Int8Activations = saved; CpuInt8Gemv.UseInt8DotKernel = true; }
     }

@@ -56,7 +56,6 @@ internal static unsafe partial class Int8DotKernel
         return (k / blocks + pair - 1) / pair * pair;
     }
 
-
     private readonly record struct Loops(nint One4, nint One8, nint Four4, nint Four8);
 
     private static readonly Loops Code = Load();
