@@ -19,7 +19,7 @@ namespace Glm.Engine.Modeling.Kernels;
 /// multiplied with <c>vpdpwssd</c> machine code (<see cref="Int8DotKernel"/>; rounding ≤ max|x_block|/65534 per element, no
 /// measurable logit change); else, with AVX-VNNI, to int8 per 32-column block as llama.cpp's Q8_0 with <c>vpdpbusd</c>
 /// (<see cref="CpuInt8VnniGemv"/>; rounding ≤ max|x_block|/254). Fewer instructions per weight than widening to fp32:
-/// glm4-bench int8 decode on Zen 4 (no AVX-VNNI) went from 37–41 to 48–63 tok/s with the machine code.</item>
+/// glm4-bench int8 decode on Zen 4 (no AVX-VNNI) went from 37–41 to 48–73 tok/s with the machine code.</item>
 /// <item><b>exact fp32 activations</b>: 16 int8 lanes are sign-extended to int32 (vpmovsxbd), converted to fp32 and FMA'd with
 /// the fp32 activations (AVX-512), or the same sums in a portable scalar loop. The result is the dot product with the
 /// dequantized weights up to fp32 summation order.</item>
