@@ -22,6 +22,12 @@ public sealed record GlmLoadOptions
     /// head included). A checkpoint saved quantized loads as int8 whatever this says.
     /// </summary>
     public GlmQuantization Quantization { get; init; }
+    /// <summary>
+    /// Move CPU weights onto 2 MiB pages in the background after loading (<see cref="Runtime.HugePages"/>; decode streams the
+    /// weights faster from them). Default true; false leaves them on 4 KiB pages (<c>GLM_NO_HUGE_PAGES=1</c> turns it off for
+    /// the whole process).
+    /// </summary>
+    public bool HugePages { get; init; } = true;
 }
 
 /// <summary>
@@ -95,7 +101,9 @@ public sealed partial class GlmModel : IDisposable
         reader.Ignore(ChatGlmCheckpointNames.RotaryInvFreq);
         try { reader.EnsureAllUsed(); }
         catch { network.Dispose(); throw; }
-        return new GlmModel(network, tokenizer, source);
+        var model = new GlmModel(network, tokenizer, source);
+        if (options.HugePages) model.StartHugePagesInBackground();
+        return model;
     }
 
     /// <summary>Parses a dtype name; "auto" = bf16 on CUDA, fp32 on CPU for models under 1B parameters, else bf16.</summary>
@@ -126,6 +134,7 @@ public sealed partial class GlmModel : IDisposable
     /// <summary>Frees the weights.</summary>
     public void Dispose()
     {
+        StopHugePages();
         Network.Dispose();
         ForwardGate.Dispose();
     }

@@ -47,6 +47,7 @@ public static class ConcurrencyBenchmark
         if (context > model.MaxContext)
             throw new GlmException($"{settings.PromptTokens} prompt + {settings.NewTokens} new tokens exceed the model's context of {model.MaxContext}.");
 
+        model.MapWeightsOntoHugePages(); // as the single-stream benchmark: nothing timed while a background mapping runs
         progress?.Report("warming up");
         // Every stream count of the sweep (their batch shapes run different kernels), until the JIT has settled.
         JitWarmUp.Run(_ =>

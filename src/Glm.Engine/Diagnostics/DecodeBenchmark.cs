@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Glm.Engine.Modeling;
+using Glm.Engine.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,6 +31,11 @@ public sealed record BenchmarkResult
     /// <summary>Read bandwidth measured in the same process (GB/s): the larger of the probes just before and just after the
     /// timed decode (the median of those over several timed runs), or NaN when skipped.</summary>
     public required double ReadBandwidthGBs { get; init; }
+    /// <summary>Weight bytes on 2 MiB pages during the runs (<see cref="GlmModel.MapWeightsOntoHugePages"/>; the bandwidth probe is
+    /// then mapped the same way), and the seconds the mapping took before the runs (0 when a load had already done it).</summary>
+    public long HugePageBytes { get; init; }
+    /// <summary>See <see cref="HugePageBytes"/>.</summary>
+    public double HugePageSeconds { get; init; }
     /// <summary>Every bandwidth probe of the run (GB/s), in order: before the first timed run and after each.</summary>
     public IReadOnlyList<double> ReadBandwidthSamplesGBs { get; init; } = [];
     /// <summary>Prefill tokens per second of each timed run (<see cref="BenchmarkSettings.Repeats"/>), in order.</summary>
@@ -87,6 +93,10 @@ public static class DecodeBenchmark
             throw new GlmException($"{settings.PromptTokens} prompt + {settings.NewTokens} new tokens exceed the model's context of {model.MaxContext}.");
         var net = model.Network;
         int b = settings.Batch, p = settings.PromptTokens, n = settings.NewTokens;
+        // Weights on 2 MiB pages before anything is timed (a load starts it in the background; this waits for it or does it).
+        var mapping = Stopwatch.StartNew();
+        long hugePageBytes = model.MapWeightsOntoHugePages();
+        double hugePageSeconds = mapping.Elapsed.TotalSeconds;
         var rng = new Random(1234);
         long[] prompt = Enumerable.Range(0, b * p).Select(_ => (long)rng.Next(model.Config.VocabSize)).ToArray();
 
@@ -96,10 +106,13 @@ public static class DecodeBenchmark
         // Probes bracket each timed run: this VM's bandwidth moves by tens of percent within a minute, and a single probe taken in
         // a slow moment made a decode look faster than its roofline. Each run's roofline uses the larger probe beside it.
         var bandwidths = new List<double>();
-        if (settings.MeasureBandwidth)
+        // One probe buffer for all probes, mapped as the weights are (1 GiB takes ≈ 2.5 s to move onto huge pages).
+        using var probe = settings.MeasureBandwidth ? torch.ones((1L << 30) / sizeof(float), dtype: ScalarType.Float32, device: model.Device) : null;
+        if (probe is not null)
         {
             progress?.Report("measuring read bandwidth");
-            bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
+            if (hugePageBytes > 0) HugePages.Collapse(probe);
+            bandwidths.Add(MachineProbe.MeasureReadBandwidth(probe));
         }
         var runs = new List<(TimeSpan Prefill, TimeSpan FirstToken, TimeSpan Decode)>();
         long fusedSteps = 0;
@@ -111,7 +124,7 @@ public static class DecodeBenchmark
             fusedSteps += ChatGlmDecodeStep.TokensRun - fusedBefore;
             runs.Add((prefill, firstToken, decode));
             ct.ThrowIfCancellationRequested();
-            if (settings.MeasureBandwidth) bandwidths.Add(MachineProbe.MeasureReadBandwidth(device: model.Device));
+            if (probe is not null) bandwidths.Add(MachineProbe.MeasureReadBandwidth(probe));
         }
 
         var profile = new List<(DecodeSection, double, double)>();
@@ -155,6 +168,7 @@ public static class DecodeBenchmark
             TimeToFirstToken = TimeSpan.FromSeconds(Median(runs.Select(r => r.FirstToken.TotalSeconds))),
             PeakWorkingSetBytes = Process.GetCurrentProcess().PeakWorkingSet64,
             ReadBandwidthGBs = runBandwidths.Count > 0 ? Median(runBandwidths) : double.NaN,
+            HugePageBytes = hugePageBytes, HugePageSeconds = hugePageSeconds,
             ReadBandwidthSamplesGBs = bandwidths,
             PrefillSamples = prefillRates,
             DecodeSamples = decodeRates,

@@ -13,13 +13,24 @@ namespace Glm.Engine.Diagnostics;
 public static class MachineProbe
 {
     /// <summary>
-    /// Read bandwidth in GB/s: the best of several full reductions (<c>sum</c>) over a buffer much larger than the caches.
+    /// Read bandwidth in GB/s: the best of several full reductions (<c>sum</c>) over a buffer much larger than the caches. With
+    /// <paramref name="hugePages"/> the buffer is moved onto 2 MiB pages first (<see cref="HugePages"/>), as the weights are
+    /// when a model has done so: the limit a decode is compared with should be read from memory mapped the same way.
     /// </summary>
-    public static double MeasureReadBandwidth(long bytes = 1L << 30, int repeats = 5, Device? device = null)
+    public static double MeasureReadBandwidth(long bytes = 1L << 30, int repeats = 5, Device? device = null, bool hugePages = false)
     {
         TorchRuntime.EnsureInitialized();
         using var inference = torch.inference_mode();
         using var buffer = torch.ones(bytes / sizeof(float), dtype: ScalarType.Float32, device: device ?? torch.CPU);
+        if (hugePages) HugePages.Collapse(buffer);
+        return MeasureReadBandwidth(buffer, repeats);
+    }
+
+    /// <summary><see cref="MeasureReadBandwidth(long, int, Device?, bool)"/> over a buffer the caller keeps (a benchmark probes
+    /// several times; moving 1 GiB onto huge pages takes seconds, so it is done once).</summary>
+    public static double MeasureReadBandwidth(Tensor buffer, int repeats = 5)
+    {
+        using var inference = torch.inference_mode();
         double best = double.MaxValue;
         for (int i = 0; i < repeats; i++)
         {
@@ -28,7 +39,7 @@ public static class MachineProbe
             _ = s.item<float>();
             best = Math.Min(best, sw.Elapsed.TotalSeconds);
         }
-        return bytes / best / 1e9;
+        return buffer.NumberOfElements * buffer.ElementSize / best / 1e9;
     }
 
     /// <summary>

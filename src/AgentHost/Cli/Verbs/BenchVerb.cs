@@ -85,6 +85,10 @@ internal static class BenchVerb
                             r.PrefillGFlops / r.Fp32PeakGFlops, r.Fp32PeakGFlops, TorchSharp.torch.get_num_threads()),
                     r.GemmShape.M, r.GemmShape.K, r.GemmShape.N, GlmModel.DTypeName(DecodeBenchmark.PrefillGemmType(glm.DType)), r.GemmGFlops,
                     r.PrefillGFlops / r.EngineGemmGFlops, GlmModel.DTypeName(glm.DType), r.EngineGemmGFlops));
+            console.Out.WriteLine(r.HugePageBytes > 0
+                ? string.Format(inv, "memory: {0:F2} GB of weights on 2 MiB pages (and the bandwidth probe; {1:F1} s to map before the runs)",
+                    r.HugePageBytes / 1e9, r.HugePageSeconds)
+                : "memory: weights on 4 KiB pages (no 2 MiB pages: GLM_NO_HUGE_PAGES=1, a GPU, tensors under 2 MiB, or a kernel without MADV_COLLAPSE)");
             console.Out.WriteLine(r.FusedDecodeSteps == r.DecodeSteps
                 ? "decode path: fused single-sequence step (buffers allocated once per model)"
                 : r.FusedDecodeSteps == 0 ? "decode path: tensor ops (the fused step does not apply to this model, batch or device)"
