@@ -39,8 +39,11 @@ public sealed partial class GlmModel
 
     private void StopHugePages()
     {
+        if (Interlocked.Exchange(ref _hugePagesStopped, 1) == 1) return; // Dispose may run twice
         _hugePagesCancel.Cancel();
         WaitForHugePages();
         _hugePagesCancel.Dispose();
     }
+
+    private int _hugePagesStopped;
 }

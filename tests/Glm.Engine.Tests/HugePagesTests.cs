@@ -47,4 +47,14 @@ public class HugePagesTests
             for (int j = 0; j < before.GetLength(1); j++)
                 Assert.Equal(BitConverter.SingleToInt32Bits(before[i, j]), BitConverter.SingleToInt32Bits(after[i, j]));
     }
+
+    /// <summary>A model disposed while its weights are still moving in the background (and disposed twice) stops cleanly.</summary>
+    [Fact]
+    public void DisposingDuringTheBackgroundMoveIsSafe()
+    {
+        var cfg = Glm.Engine.Modeling.ModelPresets.Get("glm4-tiny") with { HiddenSize = 128, FfnHiddenSize = 256, VocabSize = 8192 };
+        var model = GlmModel.CreateRandom(cfg, new GlmLoadOptions { DType = "fp32", Device = "cpu", Seed = 4 });
+        model.Dispose();
+        model.Dispose();
+    }
 }
