@@ -17,15 +17,17 @@ public sealed partial class GlmModel
     public long MapWeightsOntoHugePages()
     {
         WaitForHugePages();
-        return Device.type == DeviceType.CPU ? HugePages.Collapse(NamedWeights().Select(p => p.Tensor)) : 0;
+        return HugePages.Collapse(WeightTensors()); // skips tensors not on the CPU
     }
+
+    private IEnumerable<Tensor> WeightTensors() => NamedWeights().Select(p => p.Tensor);
 
     // Starts collapsing the weights on a background thread (≈ 2.5 s per GB of CPU time, once; a 6B model's weights take tens
     // of seconds, so a load does not wait for it). Decoding meanwhile is correct: the kernel remaps each region atomically.
     private void StartHugePagesInBackground()
     {
         if (Device.type != DeviceType.CPU || !HugePages.Supported) return;
-        var weights = NamedWeights().Select(p => p.Tensor).ToList();
+        var weights = WeightTensors().ToList();
         var ct = _hugePagesCancel.Token;
         _hugePagesInBackground = Task.Factory.StartNew(() => HugePages.Collapse(weights, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }

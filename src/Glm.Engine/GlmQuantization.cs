@@ -32,7 +32,5 @@ public static class GlmQuantizationNames
     /// (AVX-VNNI) or "exact fp32 activations" (neither, or <c>GLM_INT8_EXACT_ACTIVATIONS=1</c>). Layers whose input length the
     /// quantized loops do not take use the next mode down; prefill always dequantizes.
     /// </summary>
-    public static string DecodeActivations =>
-        Modeling.Kernels.CpuInt8Gemv.Int8Activations && Modeling.Kernels.CpuInt8Gemv.HasInt8ActivationLoops
-            ? Modeling.Kernels.CpuInt8Gemv.QuantizedActivationsName : "exact fp32 activations";
+    public static string DecodeActivations => Modeling.Kernels.CpuInt8Gemv.DecodeActivationsName;
 }

@@ -13,21 +13,18 @@ namespace Glm.Engine.Diagnostics;
 public static class MachineProbe
 {
     /// <summary>
-    /// Read bandwidth in GB/s: the best of several full reductions (<c>sum</c>) over a buffer much larger than the caches. With
-    /// <paramref name="hugePages"/> the buffer is moved onto 2 MiB pages first (<see cref="HugePages"/>), as the weights are
-    /// when a model has done so: the limit a decode is compared with should be read from memory mapped the same way.
+    /// Read bandwidth in GB/s: the best of several full reductions (<c>sum</c>) over a buffer much larger than the caches.
     /// </summary>
-    public static double MeasureReadBandwidth(long bytes = 1L << 30, int repeats = 5, Device? device = null, bool hugePages = false)
+    public static double MeasureReadBandwidth(long bytes = 1L << 30, int repeats = 5, Device? device = null)
     {
         TorchRuntime.EnsureInitialized();
         using var inference = torch.inference_mode();
         using var buffer = torch.ones(bytes / sizeof(float), dtype: ScalarType.Float32, device: device ?? torch.CPU);
-        if (hugePages) HugePages.Collapse(buffer);
         return MeasureReadBandwidth(buffer, repeats);
     }
 
-    /// <summary><see cref="MeasureReadBandwidth(long, int, Device?, bool)"/> over a buffer the caller keeps (a benchmark probes
-    /// several times; moving 1 GiB onto huge pages takes seconds, so it is done once).</summary>
+    /// <summary><see cref="MeasureReadBandwidth(long, int, Device?)"/> over a buffer the caller keeps: a benchmark probes several
+    /// times, on a buffer moved onto 2 MiB pages (<see cref="HugePages"/>) when the weights are, which takes seconds per GiB.</summary>
     public static double MeasureReadBandwidth(Tensor buffer, int repeats = 5)
     {
         using var inference = torch.inference_mode();

@@ -8,7 +8,7 @@ namespace Glm.Engine.Diagnostics;
 /// </summary>
 public sealed record DecodeAccuracy
 {
-    /// <summary>True: quantized activations (<see cref="CpuInt8Gemv.QuantizedActivationsName"/>); false: exact fp32 activations.</summary>
+    /// <summary>True: quantized activations (<see cref="CpuInt8Gemv.DecodeActivationsName"/>); false: exact fp32 activations.</summary>
     public required bool Int8Activations { get; init; }
     /// <summary>The mode in words: "exact fp32 activations", "int16 activations" (AVX512_VNNI) or "int8 activations" (AVX-VNNI).</summary>
     public required string Activations { get; init; }
@@ -107,7 +107,7 @@ public static class QuantizationReport
         return new DecodeAccuracy
         {
             Int8Activations = int8Activations,
-            Activations = int8Activations ? CpuInt8Gemv.QuantizedActivationsName : "exact fp32 activations", MaxAbsLogitError = max, MeanAbsLogitError = mean, ArgmaxAgreement = agree,
+            Activations = CpuInt8Gemv.DecodeActivationsName, MaxAbsLogitError = max, MeanAbsLogitError = mean, ArgmaxAgreement = agree,
             Perplexity = Perplexity(logits, window),
         };
     }

@@ -165,5 +165,4 @@ internal static class BenchVerb
                 console.Out.WriteLine(string.Format(inv, "  {0} stream(s), aggregate decode tok/s per sweep: {1}", r.Streams,
                     string.Join(", ", r.AggregateSamples.Select(x => x.ToString("F2", inv)))));
     }
-
 }

@@ -41,7 +41,7 @@ internal static unsafe class CpuInt8Gemv
     /// Quantize activations and use the VNNI loops (see the class summary). Defaults to true where
     /// <see cref="HasInt8ActivationLoops"/>; GLM_INT8_EXACT_ACTIVATIONS=1 clears it. Ignored (exact path) on CPUs without
     /// either loop. The name is the mode's (W8A8 on AVX-VNNI); the AVX512_VNNI loops quantize to int16 (W8A16,
-    /// <see cref="QuantizedActivationsName"/>). Process-wide: flip it only between forwards.
+    /// <see cref="DecodeActivationsName"/>). Process-wide: flip it only between forwards.
     /// </summary>
     public static bool Int8Activations { get; set; } =
         HasInt8ActivationLoops && Environment.GetEnvironmentVariable("GLM_INT8_EXACT_ACTIVATIONS") != "1";
@@ -49,10 +49,12 @@ internal static unsafe class CpuInt8Gemv
     /// <summary>True where this CPU has loops for <see cref="Int8Activations"/> (AVX512_VNNI machine code or AVX-VNNI).</summary>
     public static bool HasInt8ActivationLoops => Int8DotKernel.IsSupported || CpuInt8VnniGemv.IsSupported;
 
-    /// <summary>How this CPU quantizes activations when <see cref="Int8Activations"/> is on, for reports: int16 per 256-column block
-    /// (AVX512_VNNI machine code, rows whose length is a multiple of 128) or int8 per 32-column block (AVX-VNNI).</summary>
-    public static string QuantizedActivationsName =>
-        UseInt8DotKernel && Int8DotKernel.IsSupported ? "int16 activations" : "int8 activations";
+    /// <summary>How int8 layers treat their inputs at decode in the current mode, for reports: "int16 activations" (per
+    /// 256-column block, AVX512_VNNI machine code, rows whose length is a multiple of 128), "int8 activations" (per 32-column
+    /// block, AVX-VNNI) or "exact fp32 activations" (<see cref="Int8Activations"/> off, or neither loop on this CPU).</summary>
+    public static string DecodeActivationsName =>
+        !Int8Activations || !HasInt8ActivationLoops ? "exact fp32 activations"
+        : UseInt8DotKernel && Int8DotKernel.IsSupported ? "int16 activations" : "int8 activations";
 
     /// <summary>Most input rows the int8-activation loops take (16 streams of continuous batching).</summary>
     public const int MaxInt8ActivationRows = CpuInt8VnniGemv.MaxRows;

@@ -70,9 +70,6 @@ internal static unsafe partial class Int8DotKernel
     /// <summary>Columns per activation block for rows of <paramref name="k"/> columns: 256 where k is a multiple of 256, else 128.</summary>
     public static int BlockColumns(long k) => k % 256 == 0 ? 256 : 128;
 
-    /// <summary>Most input rows one call takes (16 streams of continuous batching), as <see cref="CpuInt8VnniGemv.MaxRows"/>.</summary>
-    public const int MaxRows = CpuInt8VnniGemv.MaxRows;
-
     /// <summary>Weight rows per L2 block when there are more than four input rows: 64 rows of k = 4608 are 288 KiB, so the groups
     /// of four input rows after the first read the block from L2 instead of memory.</summary>
     private const long RowBlock = 64;
@@ -126,7 +123,7 @@ internal static unsafe partial class Int8DotKernel
     }
 
     /// <summary>
-    /// y[m·n + r] = (Σ_b d_b·Σ_{i∈b} w[r, i]·xq[m, i]) · s[r] for the <paramref name="rows"/> (≤ <see cref="MaxRows"/>) input rows
+    /// y[m·n + r] = (Σ_b d_b·Σ_{i∈b} w[r, i]·xq[m, i]) · s[r] for the <paramref name="rows"/> (≤ <see cref="CpuInt8Gemv.MaxInt8ActivationRows"/>) input rows
     /// quantized in <paramref name="buffer"/> and weight rows [r0, r1) of int8 <paramref name="w"/> [n, k] with fp32 row scales
     /// <paramref name="s"/>. One input row: one pass over the rows. More: weight rows in L2-sized blocks, each block taken with
     /// every group of up to four input rows before the next is read (the groups after the first find it in L2), and rows longer
